@@ -1,0 +1,46 @@
+// swift-tools-version:6.1
+import PackageDescription
+import Foundation
+
+// Native code generation by default: without it swiftc targets baseline x86-64 (no FMA)
+// and SIMD16.addingProduct lowers to scalar fmaf calls. LATENT_PORTABLE=1 builds
+// for the toolchain's default target instead (a binary that runs on any x86-64/arm64).
+let portable = ProcessInfo.processInfo.environment["LATENT_PORTABLE"].map { $0 != "" && $0 != "0" } ?? false
+let speed: [SwiftSetting] = (portable ? [] : [.unsafeFlags(["-target-cpu", "native"])])
+    + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+let cSpeed: [CSetting] = portable ? [] : [.unsafeFlags(["-march=native"])]
+
+let package = Package(
+    name: "Latent",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "latent", targets: ["latent"]),
+        .library(name: "LatentNN", targets: ["LatentNN"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "CLatentSupport", cSettings: cSpeed),
+        .target(name: "LatentCore", dependencies: ["CLatentSupport"], swiftSettings: speed),
+        .target(name: "LatentCPU", dependencies: ["LatentCore", "CLatentSupport"], swiftSettings: speed),
+        .target(name: "LatentNN", dependencies: ["LatentCore"], swiftSettings: speed),
+        // The system zlib (zlib1g-dev; part of the SDK on macOS): gzip datasets and PNG deflate.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "LatentData", dependencies: ["LatentCore", "CZlib"], swiftSettings: speed),
+        .target(name: "LatentBench", dependencies: ["LatentCore", "LatentCPU", "LatentNN"],
+                path: "Benchmarks/LatentBench", swiftSettings: speed),
+        .executableTarget(
+            name: "latent",
+            dependencies: [
+                "LatentCore", "LatentCPU", "LatentNN", "LatentData", "LatentBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: speed),
+        .testTarget(name: "LatentCoreTests", dependencies: ["LatentCore"], swiftSettings: speed),
+        .testTarget(name: "LatentCPUTests", dependencies: ["LatentCore", "LatentCPU"], swiftSettings: speed),
+        .testTarget(name: "LatentNNTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN"], swiftSettings: speed),
+        .testTarget(name: "LatentDataTests", dependencies: ["LatentCore", "LatentData"], swiftSettings: speed),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,49 @@
+import LatentCore
+
+/// The SIMD CPU backend: every op of `Backend` in Swift SIMD types, on `threads` cores.
+/// Ops run synchronously on the calling thread (plus workers), so `synchronize` is free.
+/// The ops live in one extension per family beside this file.
+public final class CPUBackend: Backend {
+    public let name = "cpu"
+    public let parallel: CPUParallel
+
+    public init(threads: Int? = nil) {
+        parallel = CPUParallel(threadCount: threads ?? CPUParallel.defaultThreadCount)
+    }
+
+    public var deviceName: String { "\(CPUInfo.modelName), \(parallel.threadCount) thread(s), \(CPUInfo.simdDescription)" }
+
+    public func makeBuffer(count: Int) throws -> any DeviceBuffer {
+        guard count >= 0 else { throw LatentError.invalidArgument("buffer size \(count) is negative") }
+        guard count <= Int(Int32.max) * 8 else { throw LatentError.backend("cannot allocate \(count) floats") }
+        return CPUBuffer(count: count)
+    }
+
+    public func write(_ values: UnsafeBufferPointer<Float>, to destination: BufferView) throws {
+        guard values.count == destination.count else {
+            throw LatentError.shape("writing \(values.count) floats into a view of \(destination.count)")
+        }
+        guard let base = values.baseAddress else { return }
+        try destination.cpuPointer().update(from: base, count: values.count)
+    }
+
+    public func read(_ source: BufferView, into values: UnsafeMutableBufferPointer<Float>) throws {
+        guard values.count == source.count else {
+            throw LatentError.shape("reading \(source.count) floats into \(values.count)")
+        }
+        guard let base = values.baseAddress else { return }
+        base.update(from: try source.cpuPointer(), count: values.count)
+    }
+
+    public func synchronize() throws {}
+
+    public func gemm(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int,
+                     alpha: Float, a: BufferView, lda: Int, b: BufferView, ldb: Int,
+                     beta: Float, c: BufferView, ldc: Int) throws {
+        try GEMMArguments.check(transA: transA, transB: transB, m: m, n: n, k: k,
+                                a: a.count, lda: lda, b: b.count, ldb: ldb, c: c.count, ldc: ldc)
+        CPUGemm.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                      a: try a.cpuPointer(), lda: lda, b: try b.cpuPointer(), ldb: ldb,
+                      beta: beta, c: try c.cpuPointer(), ldc: ldc, parallel: parallel)
+    }
+}

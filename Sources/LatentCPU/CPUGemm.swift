@@ -1,0 +1,351 @@
+import Foundation
+import LatentCore
+
+/// Single-precision GEMM for the CPU backend: transposes are absorbed by the packing
+/// routines, the work is split across threads along the larger of m and n (each thread
+/// owns a slab of C, so no synchronisation), and packing buffers come from a pool so a
+/// training step allocates nothing after the first.
+public enum CPUGemm {
+    /// Below this many multiply-adds one thread is faster than waking a second.
+    static let parallelThreshold = 48 * 48 * 48
+
+    public static func sgemm(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: CPUParallel) {
+        if m == 0 || n == 0 { return }
+        // op(A)[i, p] and op(B)[p, j] as (row stride, column stride) pairs.
+        let (aRowStride, aColStride) = transA == .none ? (lda, 1) : (1, lda)
+        let (bRowStride, bColStride) = transB == .none ? (ldb, 1) : (1, ldb)
+        let work = m * n * k
+        let threads = work < parallelThreshold ? 1 : parallel.threadCount
+        let splitColumns = n >= m
+        let chunks = min(threads, splitColumns ? (n + PackedGEMM.nr - 1) / PackedGEMM.nr : (m + PackedGEMM.mr - 1) / PackedGEMM.mr)
+        parallel.forEachChunk(chunkCount: chunks) { chunk, chunkCount in
+            let scratch = PackingScratch.pool.take(depth: k, columns: splitColumns ? (n + chunkCount - 1) / chunkCount : n)
+            defer { PackingScratch.pool.give(scratch) }
+            if splitColumns {
+                let columns = CPUParallel.range(chunk, of: chunkCount, count: n, alignment: PackedGEMM.nr)
+                if columns.isEmpty { return }
+                PackedGEMM.multiply(m: m, n: columns.count, k: k, alpha: alpha,
+                                    a: a, aRowStride: aRowStride, aColStride: aColStride,
+                                    b: b + columns.lowerBound * bColStride, bRowStride: bRowStride, bColStride: bColStride,
+                                    beta: beta, c: c + columns.lowerBound, ldc: ldc,
+                                    packedA: scratch.packedA, packedB: scratch.packedB, edgeTile: scratch.edgeTile)
+            } else {
+                let rows = CPUParallel.range(chunk, of: chunkCount, count: m, alignment: PackedGEMM.mr)
+                if rows.isEmpty { return }
+                PackedGEMM.multiply(m: rows.count, n: n, k: k, alpha: alpha,
+                                    a: a + rows.lowerBound * aRowStride, aRowStride: aRowStride, aColStride: aColStride,
+                                    b: b, bRowStride: bRowStride, bColStride: bColStride,
+                                    beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc,
+                                    packedA: scratch.packedA, packedB: scratch.packedB, edgeTile: scratch.edgeTile)
+            }
+        }
+    }
+}
+
+/// Packing buffers for one thread's GEMM, sized for the largest blocks.
+final class PackingScratch: @unchecked Sendable {
+    let packedA: UnsafeMutablePointer<Float>
+    let packedB: UnsafeMutablePointer<Float>
+    let edgeTile: UnsafeMutablePointer<Float>
+    let capacityB: Int
+
+    init(capacityB: Int) {
+        self.capacityB = capacityB
+        packedA = .allocate(capacity: PackedGEMM.mc * PackedGEMM.kc)
+        packedB = .allocate(capacity: capacityB)
+        edgeTile = .allocate(capacity: PackedGEMM.mr * PackedGEMM.nr)
+    }
+
+    deinit {
+        packedA.deallocate()
+        packedB.deallocate()
+        edgeTile.deallocate()
+    }
+
+    static let pool = Pool()
+
+    /// Buffers handed out to GEMM calls and returned after; a few live for the process.
+    final class Pool: @unchecked Sendable {
+        private let lock = NSLock()
+        private var free: [PackingScratch] = []
+
+        func take(depth: Int, columns: Int) -> PackingScratch {
+            let roundedColumns = (min(columns, PackedGEMM.nc) + PackedGEMM.nr - 1) / PackedGEMM.nr * PackedGEMM.nr
+            let needed = max(1, min(depth, PackedGEMM.kc) * roundedColumns)
+            lock.lock()
+            defer { lock.unlock() }
+            if let index = free.firstIndex(where: { $0.capacityB >= needed }) {
+                return free.remove(at: index)
+            }
+            return PackingScratch(capacityB: max(needed, PackedGEMM.kc * 512))
+        }
+
+        func give(_ scratch: PackingScratch) {
+            lock.lock()
+            defer { lock.unlock() }
+            free.append(scratch)
+        }
+    }
+}
+
+/// Packed, cache-blocked SGEMM (the BLIS loop nest): B is packed into KC x NR panels,
+/// A into MR x KC panels, and a register-tiled micro-kernel multiplies one pair.
+enum PackedGEMM {
+    static let mr = 12
+    static let nr = 32
+    /// Depth of one packed block: an NR-wide B micro-panel (KC * 32 floats) stays in L1.
+    static let kc = 256
+    /// Rows of A packed at a time: an MC x KC block stays in L2.
+    static let mc = 192
+    /// Columns of B packed at a time: a KC x NC block stays in L2/L3.
+    static let nc = 2048
+
+    /// Packs `rows x depth` of A (element (i, p) at `a[i * rowStride + p * colStride]`) into
+    /// MR-row panels, each stored k-major: panel[p * MR + r]. Missing rows are zero.
+    @inline(__always)
+    static func packA(rows: Int, depth: Int, a: UnsafePointer<Float>, rowStride: Int, colStride: Int,
+                      into packed: UnsafeMutablePointer<Float>) {
+        var panelStart = 0
+        var out = packed
+        while panelStart < rows {
+            let panelRows = min(mr, rows - panelStart)
+            let base = a + panelStart * rowStride
+            if colStride == 1 && panelRows == mr {
+                // Row-major A: read MR rows side by side, one k at a time.
+                for p in 0..<depth {
+                    for r in 0..<mr { out[p * mr + r] = base[r * rowStride + p] }
+                }
+            } else if rowStride == 1 && panelRows == mr {
+                // Transposed A: MR consecutive floats per k.
+                for p in 0..<depth {
+                    let source = base + p * colStride
+                    for r in 0..<mr { out[p * mr + r] = source[r] }
+                }
+            } else {
+                for p in 0..<depth {
+                    for r in 0..<mr {
+                        out[p * mr + r] = r < panelRows ? base[r * rowStride + p * colStride] : 0
+                    }
+                }
+            }
+            out += mr * depth
+            panelStart += mr
+        }
+    }
+
+    /// Packs `depth x cols` of B (element (p, j) at `b[p * rowStride + j * colStride]`) into
+    /// NR-column panels stored k-major: panel[p * NR + j]. Missing columns are zero.
+    @inline(__always)
+    static func packB(depth: Int, cols: Int, b: UnsafePointer<Float>, rowStride: Int, colStride: Int,
+                      into packed: UnsafeMutablePointer<Float>) {
+        var panelStart = 0
+        var out = packed
+        while panelStart < cols {
+            let panelCols = min(nr, cols - panelStart)
+            let base = b + panelStart * colStride
+            if colStride == 1 && panelCols == nr {
+                for p in 0..<depth {
+                    let source = UnsafeRawPointer(base + p * rowStride)
+                    let target = UnsafeMutableRawPointer(out + p * nr)
+                    target.storeBytes(of: source.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                    target.storeBytes(of: source.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self), toByteOffset: 64, as: SIMD16<Float>.self)
+                }
+            } else {
+                for p in 0..<depth {
+                    for j in 0..<nr {
+                        out[p * nr + j] = j < panelCols ? base[p * rowStride + j * colStride] : 0
+                    }
+                }
+            }
+            out += nr * depth
+            panelStart += nr
+        }
+    }
+
+    /// C (m x n, row stride ldc) = alpha * A * B + beta * C with A, B described by strides,
+    /// on the calling thread. `packedA` holds MC x KC floats, `packedB` KC x NC.
+    static func multiply(m: Int, n: Int, k: Int, alpha: Float,
+                         a: UnsafePointer<Float>, aRowStride: Int, aColStride: Int,
+                         b: UnsafePointer<Float>, bRowStride: Int, bColStride: Int,
+                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                         packedA: UnsafeMutablePointer<Float>, packedB: UnsafeMutablePointer<Float>,
+                         edgeTile: UnsafeMutablePointer<Float>) {
+        if k == 0 {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        var jc = 0
+        while jc < n {
+            let blockCols = min(nc, n - jc)
+            var pc = 0
+            while pc < k {
+                let depth = min(kc, k - pc)
+                let blockBeta: Float = pc == 0 ? beta : 1
+                packB(depth: depth, cols: blockCols, b: b + pc * bRowStride + jc * bColStride,
+                      rowStride: bRowStride, colStride: bColStride, into: packedB)
+                var ic = 0
+                while ic < m {
+                    let blockRows = min(mc, m - ic)
+                    packA(rows: blockRows, depth: depth, a: a + ic * aRowStride + pc * aColStride,
+                          rowStride: aRowStride, colStride: aColStride, into: packedA)
+                    var jr = 0
+                    while jr < blockCols {
+                        let tileCols = min(nr, blockCols - jr)
+                        let bPanel = packedB + jr * depth
+                        var ir = 0
+                        while ir < blockRows {
+                            let tileRows = min(mr, blockRows - ir)
+                            let aPanel = packedA + ir * depth
+                            let cTile = c + (ic + ir) * ldc + jc + jr
+                            if tileRows == mr && tileCols == nr {
+                                microKernel(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: alpha, beta: blockBeta)
+                            } else {
+                                microKernel(depth: depth, a: aPanel, b: bPanel, c: edgeTile, ldc: nr, alpha: alpha, beta: 0)
+                                for r in 0..<tileRows {
+                                    for j in 0..<tileCols {
+                                        let value = edgeTile[r * nr + j]
+                                        cTile[r * ldc + j] = blockBeta == 0 ? value : value + blockBeta * cTile[r * ldc + j]
+                                    }
+                                }
+                            }
+                            ir += mr
+                        }
+                        jr += nr
+                    }
+                    ic += mc
+                }
+                pc += kc
+            }
+            jc += nc
+        }
+    }
+
+    /// 12x32 register tile: 24 SIMD16 accumulators, one broadcast of A and 2 loads of B per k.
+    @inline(__always)
+    static func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                            c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        var c0_0 = SIMD16<Float>()
+        var c0_1 = SIMD16<Float>()
+        var c1_0 = SIMD16<Float>()
+        var c1_1 = SIMD16<Float>()
+        var c2_0 = SIMD16<Float>()
+        var c2_1 = SIMD16<Float>()
+        var c3_0 = SIMD16<Float>()
+        var c3_1 = SIMD16<Float>()
+        var c4_0 = SIMD16<Float>()
+        var c4_1 = SIMD16<Float>()
+        var c5_0 = SIMD16<Float>()
+        var c5_1 = SIMD16<Float>()
+        var c6_0 = SIMD16<Float>()
+        var c6_1 = SIMD16<Float>()
+        var c7_0 = SIMD16<Float>()
+        var c7_1 = SIMD16<Float>()
+        var c8_0 = SIMD16<Float>()
+        var c8_1 = SIMD16<Float>()
+        var c9_0 = SIMD16<Float>()
+        var c9_1 = SIMD16<Float>()
+        var c10_0 = SIMD16<Float>()
+        var c10_1 = SIMD16<Float>()
+        var c11_0 = SIMD16<Float>()
+        var c11_1 = SIMD16<Float>()
+        var ap = a
+        var bp = UnsafeRawPointer(b)
+        for _ in 0..<depth {
+            let b0 = bp.load(fromByteOffset: 0, as: SIMD16<Float>.self)
+            let b1 = bp.load(fromByteOffset: 64, as: SIMD16<Float>.self)
+            let a0 = SIMD16<Float>(repeating: ap[0])
+            c0_0.addProduct(a0, b0)
+            c0_1.addProduct(a0, b1)
+            let a1 = SIMD16<Float>(repeating: ap[1])
+            c1_0.addProduct(a1, b0)
+            c1_1.addProduct(a1, b1)
+            let a2 = SIMD16<Float>(repeating: ap[2])
+            c2_0.addProduct(a2, b0)
+            c2_1.addProduct(a2, b1)
+            let a3 = SIMD16<Float>(repeating: ap[3])
+            c3_0.addProduct(a3, b0)
+            c3_1.addProduct(a3, b1)
+            let a4 = SIMD16<Float>(repeating: ap[4])
+            c4_0.addProduct(a4, b0)
+            c4_1.addProduct(a4, b1)
+            let a5 = SIMD16<Float>(repeating: ap[5])
+            c5_0.addProduct(a5, b0)
+            c5_1.addProduct(a5, b1)
+            let a6 = SIMD16<Float>(repeating: ap[6])
+            c6_0.addProduct(a6, b0)
+            c6_1.addProduct(a6, b1)
+            let a7 = SIMD16<Float>(repeating: ap[7])
+            c7_0.addProduct(a7, b0)
+            c7_1.addProduct(a7, b1)
+            let a8 = SIMD16<Float>(repeating: ap[8])
+            c8_0.addProduct(a8, b0)
+            c8_1.addProduct(a8, b1)
+            let a9 = SIMD16<Float>(repeating: ap[9])
+            c9_0.addProduct(a9, b0)
+            c9_1.addProduct(a9, b1)
+            let a10 = SIMD16<Float>(repeating: ap[10])
+            c10_0.addProduct(a10, b0)
+            c10_1.addProduct(a10, b1)
+            let a11 = SIMD16<Float>(repeating: ap[11])
+            c11_0.addProduct(a11, b0)
+            c11_1.addProduct(a11, b1)
+            ap += 12
+            bp += 128
+        }
+        let alphaVector = SIMD16<Float>(repeating: alpha)
+        if beta == 0 {
+            UnsafeMutableRawPointer(c + 0 * ldc + 0).storeBytes(of: alphaVector * c0_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 0 * ldc + 16).storeBytes(of: alphaVector * c0_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 1 * ldc + 0).storeBytes(of: alphaVector * c1_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 1 * ldc + 16).storeBytes(of: alphaVector * c1_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 2 * ldc + 0).storeBytes(of: alphaVector * c2_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 2 * ldc + 16).storeBytes(of: alphaVector * c2_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 3 * ldc + 0).storeBytes(of: alphaVector * c3_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 3 * ldc + 16).storeBytes(of: alphaVector * c3_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 4 * ldc + 0).storeBytes(of: alphaVector * c4_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 4 * ldc + 16).storeBytes(of: alphaVector * c4_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 5 * ldc + 0).storeBytes(of: alphaVector * c5_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 5 * ldc + 16).storeBytes(of: alphaVector * c5_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 6 * ldc + 0).storeBytes(of: alphaVector * c6_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 6 * ldc + 16).storeBytes(of: alphaVector * c6_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 7 * ldc + 0).storeBytes(of: alphaVector * c7_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 7 * ldc + 16).storeBytes(of: alphaVector * c7_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 8 * ldc + 0).storeBytes(of: alphaVector * c8_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 8 * ldc + 16).storeBytes(of: alphaVector * c8_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 9 * ldc + 0).storeBytes(of: alphaVector * c9_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 9 * ldc + 16).storeBytes(of: alphaVector * c9_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 10 * ldc + 0).storeBytes(of: alphaVector * c10_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 10 * ldc + 16).storeBytes(of: alphaVector * c10_1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 11 * ldc + 0).storeBytes(of: alphaVector * c11_0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(c + 11 * ldc + 16).storeBytes(of: alphaVector * c11_1, as: SIMD16<Float>.self)
+        } else {
+            let betaVector = SIMD16<Float>(repeating: beta)
+            do { let p = UnsafeMutableRawPointer(c + 0 * ldc + 0); p.storeBytes(of: (alphaVector * c0_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 0 * ldc + 16); p.storeBytes(of: (alphaVector * c0_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 1 * ldc + 0); p.storeBytes(of: (alphaVector * c1_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 1 * ldc + 16); p.storeBytes(of: (alphaVector * c1_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 2 * ldc + 0); p.storeBytes(of: (alphaVector * c2_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 2 * ldc + 16); p.storeBytes(of: (alphaVector * c2_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 3 * ldc + 0); p.storeBytes(of: (alphaVector * c3_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 3 * ldc + 16); p.storeBytes(of: (alphaVector * c3_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 4 * ldc + 0); p.storeBytes(of: (alphaVector * c4_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 4 * ldc + 16); p.storeBytes(of: (alphaVector * c4_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 5 * ldc + 0); p.storeBytes(of: (alphaVector * c5_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 5 * ldc + 16); p.storeBytes(of: (alphaVector * c5_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 6 * ldc + 0); p.storeBytes(of: (alphaVector * c6_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 6 * ldc + 16); p.storeBytes(of: (alphaVector * c6_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 7 * ldc + 0); p.storeBytes(of: (alphaVector * c7_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 7 * ldc + 16); p.storeBytes(of: (alphaVector * c7_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 8 * ldc + 0); p.storeBytes(of: (alphaVector * c8_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 8 * ldc + 16); p.storeBytes(of: (alphaVector * c8_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 9 * ldc + 0); p.storeBytes(of: (alphaVector * c9_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 9 * ldc + 16); p.storeBytes(of: (alphaVector * c9_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 10 * ldc + 0); p.storeBytes(of: (alphaVector * c10_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 10 * ldc + 16); p.storeBytes(of: (alphaVector * c10_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 11 * ldc + 0); p.storeBytes(of: (alphaVector * c11_0).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+            do { let p = UnsafeMutableRawPointer(c + 11 * ldc + 16); p.storeBytes(of: (alphaVector * c11_1).addingProduct(betaVector, p.loadUnaligned(as: SIMD16<Float>.self)), as: SIMD16<Float>.self) }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// What the CPU offers, read from /proc/cpuinfo on Linux, and the FP32 peak that
+/// benchmarks compare against:
+/// `peak = cores * FMA pipes per core (2) * SIMD lanes (16 for AVX-512, 8 for AVX2/FMA,
+/// 4 for NEON or SSE) * 2 flops per FMA * clock (cpu MHz)`.
+/// The clock is the nominal one the kernel reports; turbo can exceed it, so a share
+/// above 100% is possible and honest.
+public enum CPUInfo {
+    public static let modelName: String = cpuinfoField("model name") ?? cpuinfoField("Hardware") ?? "unknown CPU"
+
+    static let flags: Set<String> = Set((cpuinfoField("flags") ?? cpuinfoField("Features") ?? "").split(separator: " ").map(String.init))
+
+    /// FP32 lanes of the widest vector FMA this build can use.
+    public static var simdLanes: Int {
+        #if arch(x86_64)
+        if flags.contains("avx512f") { return 16 }
+        if flags.contains("fma") && flags.contains("avx2") { return 8 }
+        return 4
+        #else
+        return 4
+        #endif
+    }
+
+    public static var simdDescription: String {
+        #if arch(x86_64)
+        if flags.contains("avx512f") { return "AVX-512" }
+        if flags.contains("fma") && flags.contains("avx2") { return "AVX2+FMA" }
+        return "SSE"
+        #elseif arch(arm64)
+        return "NEON"
+        #else
+        return "scalar"
+        #endif
+    }
+
+    public static let fmaPipesPerCore = 2
+
+    /// Nominal clock in GHz (`cpu MHz` of the first processor), 2.0 when unknown.
+    public static var clockGHz: Double {
+        if let mhz = cpuinfoField("cpu MHz").flatMap(Double.init) { return mhz / 1000 }
+        return 2.0
+    }
+
+    /// FP32 peak of `threads` cores in GFLOP/s.
+    public static func peakGFLOPS(threads: Int) -> Double {
+        Double(threads * fmaPipesPerCore * simdLanes * 2) * clockGHz
+    }
+
+    static func cpuinfoField(_ name: String) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
+                return parts[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,245 @@
+import LatentCore
+
+/// The vector type every CPU kernel works in: one AVX-512 register, two AVX2 registers.
+typealias Vec = SIMD16<Float>
+
+extension SIMD16 where Scalar == Float {
+    /// Loads `lanes` floats (16 in main loops, fewer for a remainder); missing lanes hold `padding`.
+    @inline(__always)
+    static func load(_ pointer: UnsafePointer<Float>, _ lanes: Int = 16, padding: Float = 0) -> Vec {
+        if lanes == 16 { return UnsafeRawPointer(pointer).loadUnaligned(as: Vec.self) }
+        var value = Vec(repeating: padding)
+        for lane in 0..<lanes { value[lane] = pointer[lane] }
+        return value
+    }
+
+    @inline(__always)
+    static func load(_ pointer: UnsafeMutablePointer<Float>, _ lanes: Int = 16, padding: Float = 0) -> Vec {
+        load(UnsafePointer(pointer), lanes, padding: padding)
+    }
+
+    /// Stores the first `lanes` floats.
+    @inline(__always)
+    func store(_ pointer: UnsafeMutablePointer<Float>, _ lanes: Int = 16) {
+        if lanes == 16 {
+            UnsafeMutableRawPointer(pointer).storeBytes(of: self, as: Vec.self)
+            return
+        }
+        for lane in 0..<lanes { pointer[lane] = self[lane] }
+    }
+
+    /// Lanes `0..<lanes` set: masks a remainder's padding out of a reduction.
+    @inline(__always)
+    static func lanes(below lanes: Int) -> SIMDMask<SIMD16<Int32>> {
+        SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) .< SIMD16<Int32>(repeating: Int32(truncatingIfNeeded: lanes))
+    }
+
+    @inline(__always)
+    var bits: SIMD16<UInt32> { unsafeBitCast(self, to: SIMD16<UInt32>.self) }
+
+    @inline(__always)
+    init(bits: SIMD16<UInt32>) { self = unsafeBitCast(bits, to: Vec.self) }
+
+    /// Exact sum of the lanes in double precision (reductions keep their partial sums in Double).
+    @inline(__always)
+    func doubleSum() -> Double {
+        let low = SIMD8<Double>(lowHalf), high = SIMD8<Double>(highHalf)
+        return (low + high).sum()
+    }
+}
+
+/// Walks `range` sixteen floats at a time, then once more with the remainder:
+/// `body(index, lanes)` with `lanes == 16` except for that last call.
+@inline(__always)
+func vectorLoop(_ range: Range<Int>, _ body: (_ index: Int, _ lanes: Int) -> Void) {
+    var index = range.lowerBound
+    let end = range.upperBound
+    while index + 16 <= end {
+        body(index, 16)
+        index += 16
+    }
+    if index < end { body(index, end - index) }
+}
+
+// MARK: Vector math
+
+/// Float-only vector versions of exp, log, log1p and tanh (Cephes polynomials, about 1 ulp):
+/// Swift has no vector libm, and a scalar call per element would cost more than the rest
+/// of a kernel. NaN propagates; overflow gives infinity, underflow zero.
+enum VMath {
+    static let log2e: Float = 1.442_695_04
+    /// 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+    static let roundMagic: Float = 12_582_912
+
+    @inline(__always)
+    static func exp(_ x: Vec) -> Vec {
+        let clamped = x.clamped(lowerBound: Vec(repeating: -104), upperBound: Vec(repeating: 88.8))
+        let shifted = clamped * log2e + roundMagic
+        let n = shifted - roundMagic
+        let r = (clamped - n * 0.693_359_375) - n * -2.121_944_4e-4
+        var p = Vec(repeating: 1.987_569_150_0e-4)
+        p = p * r + 1.398_199_950_7e-3
+        p = p * r + 8.333_451_907_3e-3
+        p = p * r + 4.166_579_589_4e-2
+        p = p * r + 1.666_666_545_9e-1
+        p = p * r + 5.000_000_120_1e-1
+        let y = p * (r * r) + r + 1
+        // 2^n as two factors so that n in [-150, 128] never leaves the exponent range.
+        let ni = SIMD16<Int32>(truncatingIfNeeded: shifted.bits) &- 0x4B40_0000
+        let n1 = ni &>> 1, n2 = ni &- n1
+        let s1 = Vec(bits: SIMD16<UInt32>(truncatingIfNeeded: (n1 &+ 127) &<< 23))
+        let s2 = Vec(bits: SIMD16<UInt32>(truncatingIfNeeded: (n2 &+ 127) &<< 23))
+        let result = y * s1 * s2
+        return result.replacing(with: .infinity, where: x .> 88.722_839)
+    }
+
+    /// Natural log: `-inf` at 0, NaN below 0, `+inf` at `+inf`.
+    @inline(__always)
+    static func log(_ x: Vec) -> Vec {
+        let bits = x.bits
+        var exponent = SIMD16<Int32>(truncatingIfNeeded: bits &>> 23) &- 127
+        var m = Vec(bits: (bits & 0x007F_FFFF) | 0x3F80_0000)
+        let big = m .> 1.414_213_5
+        m = m.replacing(with: m * 0.5, where: big)
+        exponent = exponent.replacing(with: exponent &+ 1, where: big)
+        let e = Vec(exponent)
+        let f = m - 1
+        let z = f * f
+        var p = Vec(repeating: 7.037_683_629_2e-2)
+        p = p * f - 1.151_461_031_0e-1
+        p = p * f + 1.167_699_874_0e-1
+        p = p * f - 1.242_014_084_6e-1
+        p = p * f + 1.424_932_278_7e-1
+        p = p * f - 1.666_805_766_5e-1
+        p = p * f + 2.000_071_476_5e-1
+        p = p * f - 2.499_999_399_3e-1
+        p = p * f + 3.333_333_117_4e-1
+        var y = p * f * z
+        y = y + e * -2.121_944_4e-4
+        y = y - 0.5 * z
+        var result = f + y + e * 0.693_359_375
+        result = result.replacing(with: -.infinity, where: x .== 0)
+        result = result.replacing(with: .infinity, where: x .== .infinity)
+        result = result.replacing(with: .nan, where: x .< 0 .| x .!= x)
+        return result
+    }
+
+    /// `log(1 + x)`, accurate for small `x` (BCE's `log1p(-p)` and softplus).
+    @inline(__always)
+    static func log1p(_ x: Vec) -> Vec {
+        let u = 1 + x
+        let d = u - 1
+        var result = log(u) * (x / d)
+        result = result.replacing(with: x, where: d .== 0)
+        return result.replacing(with: .infinity, where: x .== .infinity)
+    }
+
+    @inline(__always)
+    static func sigmoid(_ x: Vec) -> Vec {
+        1 / (1 + exp(-x))
+    }
+
+    /// Odd polynomial below |x| = 0.625, `1 - 2 / (exp(2|x|) + 1)` above.
+    @inline(__always)
+    static func tanh(_ x: Vec) -> Vec {
+        let a = Vec(bits: x.bits & 0x7FFF_FFFF)
+        let sign = x.bits & 0x8000_0000
+        let large = 1 - 2 / (exp(a + a) + 1)
+        let z = x * x
+        var p = Vec(repeating: -5.704_988_727_45e-3)
+        p = p * z + 2.063_908_879_54e-2
+        p = p * z - 5.373_971_555_31e-2
+        p = p * z + 1.333_144_220_36e-1
+        p = p * z - 3.333_328_194_22e-1
+        let small = p * z * x + x
+        let signedLarge = Vec(bits: large.bits | sign)
+        return small.replacing(with: signedLarge, where: a .> 0.625)
+    }
+
+    /// PyTorch's softplus (beta 1, threshold 20): `x` above 20, `log1p(exp(x))` below.
+    @inline(__always)
+    static func softplus(_ x: Vec) -> Vec {
+        log1p(exp(x)).replacing(with: x, where: x .> 20)
+    }
+}
+
+// MARK: Argument checks
+
+/// The checks every op shares, so a wrong size is a `LatentError` and never an
+/// out-of-bounds access.
+enum CPUCheck {
+    static func count(_ view: BufferView, _ expected: Int, _ name: String, _ op: String) throws {
+        guard view.count == expected else {
+            throw LatentError.shape("\(op): \(name) has \(view.count) floats, expected \(expected)")
+        }
+    }
+
+    /// Every view holds as many floats as the first.
+    static func sameCount(_ op: String, _ views: (String, BufferView)...) throws {
+        guard let first = views.first else { return }
+        for (name, view) in views.dropFirst() where view.count != first.1.count {
+            throw LatentError.shape("\(op): \(name) has \(view.count) floats but \(first.0) has \(first.1.count)")
+        }
+    }
+
+    /// Sizes that must be positive, returning their product (overflow is an error).
+    static func product(_ op: String, _ sizes: (String, Int)...) throws -> Int {
+        var total = 1
+        for (name, size) in sizes {
+            guard size > 0 else { throw LatentError.invalidArgument("\(op): \(name) must be positive, got \(size)") }
+            let (next, overflow) = total.multipliedReportingOverflow(by: size)
+            guard !overflow else { throw LatentError.invalidArgument("\(op): sizes overflow") }
+            total = next
+        }
+        return total
+    }
+
+    /// A geometry whose fields were edited after `init` could describe an impossible
+    /// convolution; recompute what `init` checks.
+    static func geometry(_ g: ConvGeometry, _ op: String) throws {
+        let checked = try ConvGeometry(batch: g.batch, inChannels: g.inChannels, height: g.inHeight, width: g.inWidth,
+                                       outChannels: g.outChannels, kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth,
+                                       strideHeight: g.strideHeight, strideWidth: g.strideWidth,
+                                       padHeight: g.padHeight, padWidth: g.padWidth)
+        guard checked == g else { throw LatentError.shape("\(op): inconsistent geometry \(g)") }
+        _ = try product(op, ("input", g.batch), ("", g.inChannels), ("", g.inHeight), ("", g.inWidth))
+        _ = try product(op, ("output", g.batch), ("", g.outChannels), ("", g.outHeight), ("", g.outWidth))
+        _ = try product(op, ("weight", g.outChannels), ("", g.inChannels), ("", g.kernelHeight), ("", g.kernelWidth),
+                        ("", g.outHeight), ("", g.outWidth))
+    }
+
+    static func scalarOutput(_ view: BufferView, _ op: String) throws {
+        try count(view, 1, "output", op)
+    }
+}
+
+extension CPUBackend {
+    /// Splits `0..<count` across the threads when `count * cost` is worth it; ranges start
+    /// at multiples of 16 so that only the last one has a vector remainder.
+    @inline(__always)
+    func forEachRange(count: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        parallel.forEachChunk(work: count * cost) { chunk, chunks in
+            body(CPUParallel.range(chunk, of: chunks, count: count, alignment: 16))
+        }
+    }
+
+    /// Like `forEachRange` but over items (channels, images, blocks) without alignment.
+    @inline(__always)
+    func forEachItemRange(count: Int, costPerItem: Int, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        parallel.forEachChunk(work: count * costPerItem) { chunk, chunks in
+            let range = CPUParallel.range(chunk, of: chunks, count: count)
+            if !range.isEmpty { body(range) }
+        }
+    }
+}
+
+/// The double a Python float literal with the same decimal digits holds: `Float(0.9)`
+/// becomes 0.9 exactly as PyTorch's Python-side arithmetic sees it, so `1 - beta1` or
+/// `beta2 ** step` round the way `torch.optim` and `BatchNorm`'s momentum do.
+@inline(__always)
+func decimalDouble(_ value: Float) -> Double {
+    guard value.isFinite else { return Double(value) }
+    return Double(value.description) ?? Double(value)
+}

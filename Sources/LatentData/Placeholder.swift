@@ -1,0 +1,1 @@
+// Module placeholder: replaced as the module is written.

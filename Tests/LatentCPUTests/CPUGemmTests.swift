@@ -1,0 +1,94 @@
+import LatentCore
+@testable import LatentCPU
+import XCTest
+
+final class CPUGemmTests: XCTestCase {
+    /// Row-major naive GEMM in Double, the reference every blocked path is checked against.
+    func referenceGEMM(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+                       a: [Float], lda: Int, b: [Float], ldb: Int, beta: Float, c: [Float], ldc: Int) -> [Float] {
+        var result = c
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = 0.0
+                for p in 0..<k {
+                    let av = transA == .none ? a[i * lda + p] : a[p * lda + i]
+                    let bv = transB == .none ? b[p * ldb + j] : b[j * ldb + p]
+                    sum += Double(av) * Double(bv)
+                }
+                result[i * ldc + j] = Float(Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])))
+            }
+        }
+        return result
+    }
+
+    func randomArray(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<count).map { _ in
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Float(state % 2001) / 1000 - 1
+        }
+    }
+
+    func check(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
+               padding: Int = 0, threads: Int = 2, file: StaticString = #filePath, line: UInt = #line) throws {
+        let backend = CPUBackend(threads: threads)
+        let lda = (transA == .none ? k : m) + padding
+        let ldb = (transB == .none ? n : k) + padding
+        let ldc = n + padding
+        let aRows = transA == .none ? m : k
+        let bRows = transB == .none ? k : n
+        let aValues = randomArray(aRows * lda, seed: UInt64(m * 31 + k))
+        let bValues = randomArray(bRows * ldb, seed: UInt64(n * 17 + k))
+        let cValues = randomArray(m * ldc, seed: UInt64(m + n))
+        let a = try Tensor(aValues, shape: [aValues.count], on: backend)
+        let b = try Tensor(bValues, shape: [bValues.count], on: backend)
+        let c = try Tensor(cValues, shape: [cValues.count], on: backend)
+        try backend.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a.view, lda: lda,
+                         b: b.view, ldb: ldb, beta: beta, c: c.view, ldc: ldc)
+        let expected = referenceGEMM(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                     a: aValues, lda: lda, b: bValues, ldb: ldb, beta: beta, c: cValues, ldc: ldc)
+        let actual = try c.toArray()
+        for index in 0..<actual.count {
+            let tolerance = 1e-5 * Float(max(k, 1)) + 1e-5
+            if abs(actual[index] - expected[index]) > tolerance {
+                XCTFail("gemm \(transA) \(transB) m\(m) n\(n) k\(k): element \(index) is \(actual[index]), expected \(expected[index])", file: file, line: line)
+                return
+            }
+        }
+    }
+
+    func testAllTransposesOnEdgeSizes() throws {
+        for transA in [Transpose.none, .transposed] {
+            for transB in [Transpose.none, .transposed] {
+                for (m, n, k) in [(1, 1, 1), (13, 33, 7), (12, 32, 256), (25, 70, 300), (100, 3, 40), (3, 100, 513)] {
+                    try check(transA: transA, transB: transB, m: m, n: n, k: k)
+                }
+            }
+        }
+    }
+
+    func testAlphaBetaAndLeadingDimensions() throws {
+        try check(transA: .none, transB: .none, m: 37, n: 45, k: 29, alpha: 0.5, beta: 2, padding: 3)
+        try check(transA: .transposed, transB: .transposed, m: 64, n: 64, k: 64, alpha: -1, beta: 1, padding: 5)
+        // k == 0 leaves beta * C.
+        try check(transA: .none, transB: .none, m: 5, n: 6, k: 0, alpha: 1, beta: 0.5)
+    }
+
+    func testBlocksLargerThanOnePanelAndThreadCounts() throws {
+        // Crosses the MC (192), KC (256) and NC (2048) block edges.
+        try check(transA: .none, transB: .none, m: 200, n: 2100, k: 260, threads: 2)
+        try check(transA: .none, transB: .transposed, m: 400, n: 50, k: 300, threads: 2)
+        try check(transA: .transposed, transB: .none, m: 97, n: 131, k: 65, threads: 1)
+    }
+
+    func testRejectsStridesThatWouldReadOutOfBounds() throws {
+        let backend = CPUBackend(threads: 1)
+        let a = try Tensor(zeros: [6], on: backend)
+        let b = try Tensor(zeros: [6], on: backend)
+        let c = try Tensor(zeros: [4], on: backend)
+        XCTAssertThrowsError(try backend.gemm(transA: .none, transB: .none, m: 2, n: 2, k: 3, alpha: 1, a: a.view, lda: 2,
+                                              b: b.view, ldb: 2, beta: 0, c: c.view, ldc: 2))
+        XCTAssertThrowsError(try backend.gemm(transA: .none, transB: .none, m: 3, n: 2, k: 3, alpha: 1, a: a.view, lda: 3,
+                                              b: b.view, ldb: 2, beta: 0, c: c.view, ldc: 2))
+    }
+}
