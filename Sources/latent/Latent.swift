@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LatentCore
 
 @main
@@ -13,6 +14,26 @@ struct Latent: ParsableCommand {
           latent bench ops --backend cpu       # SGEMM and conv speed on this machine
         """,
         version: LatentVersion.string,
-        subcommands: [Info.self, Bench.self]
+        subcommands: [Info.self, DataCommand.self, Bench.self]
     )
+
+    /// CLI.md's exit codes: 0 success, 1 a failure the user can act on (one line on
+    /// stderr), 2 bad usage. ArgumentParser's own default for usage errors is 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            if code == .success || error is ExitCode || error is CleanExit {
+                exit(withError: error)
+            }
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
 }

@@ -1,0 +1,2 @@
+// The system zlib, seen from Swift as the module CZlib (used by LatentData).
+#include <zlib.h>
