@@ -28,18 +28,20 @@ let package = Package(
         // The system zlib (zlib1g-dev; part of the SDK on macOS): gzip datasets and PNG deflate.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "LatentData", dependencies: ["LatentCore", "CZlib"], swiftSettings: speed),
+        .target(name: "LatentModels", dependencies: ["LatentCore", "LatentNN", "LatentData"], swiftSettings: speed),
         .target(name: "LatentBench", dependencies: ["LatentCore", "LatentCPU", "LatentNN"],
                 path: "Benchmarks/LatentBench", swiftSettings: speed),
         .executableTarget(
             name: "latent",
             dependencies: [
-                "LatentCore", "LatentCPU", "LatentNN", "LatentData", "LatentBench",
+                "LatentCore", "LatentCPU", "LatentNN", "LatentData", "LatentModels", "LatentBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: speed),
         .testTarget(name: "LatentCoreTests", dependencies: ["LatentCore"], swiftSettings: speed),
         .testTarget(name: "LatentCPUTests", dependencies: ["LatentCore", "LatentCPU"], swiftSettings: speed),
         .testTarget(name: "LatentNNTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN"], swiftSettings: speed),
+        .testTarget(name: "LatentModelsTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN", "LatentData", "LatentModels"], swiftSettings: speed),
         .testTarget(name: "LatentDataTests", dependencies: ["LatentCore", "LatentData"], swiftSettings: speed),
     ],
     swiftLanguageModes: [.v6]
