@@ -197,11 +197,6 @@ public final class Trainer {
     }
 }
 
-/// Models that need the training set before the first step (PCA).
-public protocol NeedsTrainingData: AnyObject {
-    func prepare(with dataset: Dataset) throws
-}
-
 public enum ModelError: Error {
     /// `generate` of a model that makes no images (the classifier).
     case doesNotGenerate
