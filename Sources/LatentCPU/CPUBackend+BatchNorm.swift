@@ -47,7 +47,7 @@ extension CPUBackend {
                     for block in blocks {
                         let c0 = block * 16, lanes = Swift.min(16, channels - c0)
                         let sums = columnSums(x + c0, rows: batch, stride: channels, lanes: lanes) { $0 }
-                        let means = Vec(sums / count)
+                        let means = Vec(converting: sums / count)
                         var squares = SIMD16<Double>(), deviations = SIMD16<Double>()
                         columnSums2(x + c0, rows: batch, stride: channels, lanes: lanes, &deviations, &squares) { v in
                             let d = v - means
@@ -130,18 +130,31 @@ extension CPUBackend {
                     let c0 = block * 16, lanes = Swift.min(16, channels - c0)
                     let mean = Vec.load(sm + c0, lanes), inverseStd = Vec.load(si + c0, lanes)
                     var sums = SIMD16<Double>(), dots = SIMD16<Double>()
-                    columnSums2(x + c0, rows: batch, stride: channels, lanes: lanes, &sums, &dots,
-                                other: dy + c0) { xv, dyv in (dyv, (xv - mean) * dyv) }
-                    let invD = SIMD16<Double>(inverseStd)
-                    let k = Vec(dots * invD * invD / count)
-                    let gradMean = Vec(sums / count)
+                    var row = 0
+                    while row < batch {
+                        // Up to 64 rows in float lanes, then into the Double sums.
+                        let end = Swift.min(batch, row + 64)
+                        var accSum = Vec(), accDot = Vec()
+                        while row < end {
+                            let offset = row * channels + c0
+                            let dyv = Vec.load(dy + offset, lanes)
+                            accSum += dyv
+                            accDot += (Vec.load(x + offset, lanes) - mean) * dyv
+                            row += 1
+                        }
+                        sums += SIMD16<Double>(converting: accSum)
+                        dots += SIMD16<Double>(converting: accDot)
+                    }
+                    let invD = SIMD16<Double>(converting: inverseStd)
+                    let k = Vec(converting: dots * invD * invD / count)
+                    let gradMean = Vec(converting: sums / count)
                     let factor = inverseStd * Vec.load(g + c0, lanes)
                     for row in 0..<batch {
                         let offset = row * channels + c0
                         let xv = Vec.load(x + offset, lanes), dyv = Vec.load(dy + offset, lanes)
                         ((dyv - gradMean - (xv - mean) * k) * factor).store(dx + offset, lanes)
                     }
-                    var newGamma = Vec(dots * invD), newBeta = Vec(sums)
+                    var newGamma = Vec(converting: dots * invD), newBeta = Vec(converting: sums)
                     if accumulate {
                         newGamma += Vec.load(dg + c0, lanes)
                         newBeta += Vec.load(db + c0, lanes)
@@ -245,38 +258,28 @@ private func columnSums(_ base: UnsafeMutablePointer<Float>, rows: Int, stride: 
             acc += term(Vec.load(base + row * stride, lanes))
             row += 1
         }
-        total += SIMD16<Double>(acc)
+        total += SIMD16<Double>(converting: acc)
     }
     return total
 }
 
-/// Two column sums at once, of `term(row)` from `base` (and `other` at the same offsets).
+/// Two column sums at once (the terms `term(row)` returns), as `columnSums`.
 @inline(__always)
 private func columnSums2(_ base: UnsafeMutablePointer<Float>, rows: Int, stride: Int, lanes: Int,
                          _ first: inout SIMD16<Double>, _ second: inout SIMD16<Double>,
-                         other: UnsafeMutablePointer<Float>? = nil,
-                         _ term: (Vec, Vec) -> (Vec, Vec)) {
+                         _ term: (Vec) -> (Vec, Vec)) {
     var row = 0
     while row < rows {
         let end = Swift.min(rows, row + 64)
         var acc1 = Vec(), acc2 = Vec()
         while row < end {
-            let v = Vec.load(base + row * stride, lanes)
-            let w = other.map { Vec.load($0 + row * stride, lanes) } ?? v
-            let (a, b) = term(v, w)
             // Padding lanes (lanes < 16) read zeros; their sums are never used.
+            let (a, b) = term(Vec.load(base + row * stride, lanes))
             acc1 += a
             acc2 += b
             row += 1
         }
-        first += SIMD16<Double>(acc1)
-        second += SIMD16<Double>(acc2)
+        first += SIMD16<Double>(converting: acc1)
+        second += SIMD16<Double>(converting: acc2)
     }
-}
-
-@inline(__always)
-private func columnSums2(_ base: UnsafeMutablePointer<Float>, rows: Int, stride: Int, lanes: Int,
-                         _ first: inout SIMD16<Double>, _ second: inout SIMD16<Double>,
-                         _ term: (Vec) -> (Vec, Vec)) {
-    columnSums2(base, rows: rows, stride: stride, lanes: lanes, &first, &second) { v, _ in term(v) }
 }

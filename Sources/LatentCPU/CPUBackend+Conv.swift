@@ -17,7 +17,7 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, geometry.outChannels, "bias", op) }
         let x = try input.cpuPointer(), w = try weight.cpuPointer(), y = try output.cpuPointer()
         let b = try bias?.cpuPointer()
-        let plan = ConvPlan(geometry, threads: parallel.threadCount, transposedScratch: geometry.outChannels)
+        let plan = ConvPlan(geometry, threads: parallel.threadCount)
         let g = geometry, P = plan.columns, K = plan.rows
 
         runGroups(plan) { first, size, gemmThreads, scratch in
@@ -67,7 +67,7 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, geometry.inChannels, "bias", op) }
         let dy = try gradOutput.cpuPointer(), w = try weight.cpuPointer(), dx = try gradInput.cpuPointer()
         let b = try bias?.cpuPointer()
-        let plan = ConvPlan(geometry, threads: parallel.threadCount, transposedScratch: geometry.outChannels)
+        let plan = ConvPlan(geometry, threads: parallel.threadCount)
         let g = geometry, P = plan.columns, K = plan.rows
         let imageSize = g.inChannels * g.inHeight * g.inWidth
         let plane = g.inHeight * g.inWidth
@@ -120,7 +120,7 @@ extension CPUBackend {
         try CPUCheck.count(gradOutput, geometry.outputCount, "gradOutput", op)
         try CPUCheck.count(gradWeight, geometry.weightCount, "gradWeight", op)
         let x = try input.cpuPointer(), dy = try gradOutput.cpuPointer(), dw = try gradWeight.cpuPointer()
-        let plan = ConvPlan(geometry, threads: parallel.threadCount, transposedScratch: geometry.outChannels)
+        let plan = ConvPlan(geometry, threads: parallel.threadCount)
         let g = geometry, P = plan.columns, K = plan.rows
         let weightCount = g.weightCount
 
@@ -250,7 +250,7 @@ struct ConvPlan {
     static let targetColumns = 512
     static let maximumColumnFloats = 1 << 22
 
-    init(_ g: ConvGeometry, threads: Int, transposedScratch outChannels: Int) {
+    init(_ g: ConvGeometry, threads: Int) {
         geometry = g
         rows = g.inChannels * g.kernelHeight * g.kernelWidth
         columns = g.outHeight * g.outWidth
@@ -272,7 +272,7 @@ struct ConvPlan {
         chunks = threads
         columnScratch = rows * size * columns
         // The column matrix, then a (Cout, group * P) matrix for the GEMM's other operand or result.
-        scratchCount = Swift.max(1, columnScratch + outChannels * size * columns)
+        scratchCount = Swift.max(1, columnScratch + g.outChannels * size * columns)
     }
 
     /// Writes image `x` (Cin, H, W) as columns: row `(c * kH + ki) * kW + kj`, column

@@ -30,7 +30,8 @@ extension CPUBackend {
         }
     }
 
-    // blockCount runs of blockLength floats, source[i * sourceStride ...] -> destination[i * destinationStride ...]
+    // blockCount runs of blockLength floats, source[i * sourceStride ...] -> destination[i * destinationStride ...];
+    // the spans must not overlap
     public func copyBlocks(_ source: BufferView, sourceStride: Int, to destination: BufferView, destinationStride: Int,
                            blockLength: Int, blockCount: Int) throws {
         let op = "copyBlocks"
@@ -46,6 +47,12 @@ extension CPUBackend {
             }
         }
         let s = try source.cpuPointer(), d = try destination.cpuPointer()
+        // Blocks are copied in parallel, so the two spans must not share memory.
+        let sourceEnd = s + (blockCount - 1) * sourceStride + blockLength
+        let destinationEnd = d + (blockCount - 1) * destinationStride + blockLength
+        guard sourceEnd <= d || destinationEnd <= s else {
+            throw LatentError.invalidArgument("\(op): source and destination overlap")
+        }
         forEachItemRange(count: blockCount, costPerItem: blockLength) { blocks in
             for block in blocks {
                 (d + block * destinationStride).update(from: s + block * sourceStride, count: blockLength)
@@ -89,26 +96,31 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, channels, "bias", op) }
         let x = try input.cpuPointer(), y = try output.cpuPointer()
         let b = try bias?.cpuPointer()
-        let rows = input.count / spatial // one row per (n, c), all sharing bias[c]
         let cost = activationCost(activation)
-        if b != nil && spatial < 16 {
+        guard let b else {
+            forEachRange(count: input.count, cost: cost) { range in
+                vectorLoop(range) { i, lanes in Self.activate(Vec.load(x + i, lanes), activation).store(y + i, lanes) }
+            }
+            return
+        }
+        if spatial < 16 {
             // Short rows (fully connected layers: spatial 1): vectorise along the channels of a sample.
             forEachItemRange(count: input.count / plane, costPerItem: plane * cost) { samples in
                 for n in samples {
                     let base = n * plane
                     vectorLoop(0..<plane) { i, lanes in
-                        var v = Vec.load(x + base + i, lanes)
-                        if let b { v += biasVector(b, start: i, lanes: lanes, spatial: spatial) }
+                        let v = Vec.load(x + base + i, lanes) + biasVector(b, start: i, lanes: lanes, spatial: spatial)
                         Self.activate(v, activation).store(y + base + i, lanes)
                     }
                 }
             }
             return
         }
-        forEachItemRange(count: rows, costPerItem: spatial * cost) { rowRange in
+        // One row per (n, c), all of it shifted by bias[c].
+        forEachItemRange(count: input.count / spatial, costPerItem: spatial * cost) { rowRange in
             for row in rowRange {
                 let base = row * spatial
-                let shift = Vec(repeating: b.map { $0[row % channels] } ?? 0)
+                let shift = Vec(repeating: b[row % channels])
                 vectorLoop(0..<spatial) { i, lanes in
                     Self.activate(Vec.load(x + base + i, lanes) + shift, activation).store(y + base + i, lanes)
                 }
@@ -140,8 +152,9 @@ extension CPUBackend {
                     let out = Vec.load(y + i, lanes)
                     result = grad * (1 - out) * out
                 case .tanh:
+                    // PyTorch's kernel, contracted by its compiler: grad * fma(-y, y, 1).
                     let out = Vec.load(y + i, lanes)
-                    result = grad * (1 - out * out)
+                    result = grad * Vec(repeating: 1).addingProduct(-out, out)
                 case .softplus:
                     // PyTorch: z = exp(x); x > 20 ? grad : grad * z / (z + 1).
                     let xv = Vec.load(x + i, lanes)

@@ -74,7 +74,7 @@ extension CPUBackend {
                     }
                     let expAvg = Self.lerp(Vec.load(s0 + i, lanes), grad, lerpWeight)
                     let expAvgSq = (Vec.load(s1 + i, lanes) * beta2F).addingProduct(oneMinusBeta2 * grad, grad)
-                    let denominator = expAvgSq.squareRoot() / biasCorrection2Sqrt + epsF
+                    let denominator = VMath.sqrt(expAvgSq) / biasCorrection2Sqrt + epsF
                     param += (negativeStepSize * expAvg) / denominator
                     expAvg.store(s0 + i, lanes)
                     expAvgSq.store(s1 + i, lanes)
@@ -95,7 +95,7 @@ extension CPUBackend {
                     if wd != 0 { grad = grad.addingProduct(param, wd) }
                     let squareAvg = (Vec.load(s0 + i, lanes) * alphaF).addingProduct(oneMinusAlpha * grad, grad)
                     squareAvg.store(s0 + i, lanes)
-                    let avg = squareAvg.squareRoot() + epsF
+                    let avg = VMath.sqrt(squareAvg) + epsF
                     if m > 0 {
                         let buffer = Vec.load(s1 + i, lanes) * m + grad / avg
                         buffer.store(s1 + i, lanes)
@@ -117,7 +117,7 @@ extension CPUBackend {
                     if wd != 0 { grad = grad.addingProduct(param, wd) }
                     let sum = Vec.load(s0 + i, lanes).addingProduct(grad, grad)
                     sum.store(s0 + i, lanes)
-                    let std = sum.squareRoot() + epsF
+                    let std = VMath.sqrt(sum) + epsF
                     (param + (negativeCLR * grad) / std).store(p + i, lanes)
                 }
             }
@@ -133,9 +133,9 @@ extension CPUBackend {
                     let param = Vec.load(p + i, lanes)
                     if wd != 0 { grad = grad.addingProduct(param, wd) }
                     let squareAvg = (Vec.load(s0 + i, lanes) * rhoF).addingProduct(oneMinusRho * grad, grad)
-                    let std = (squareAvg + epsF).squareRoot()
+                    let std = VMath.sqrt(squareAvg + epsF)
                     let accDelta = Vec.load(s1 + i, lanes)
-                    let delta = (accDelta + epsF).squareRoot() / std * grad
+                    let delta = VMath.sqrt(accDelta + epsF) / std * grad
                     let newAccDelta = (accDelta * rhoF).addingProduct(oneMinusRho * delta, delta)
                     squareAvg.store(s0 + i, lanes)
                     newAccDelta.store(s1 + i, lanes)

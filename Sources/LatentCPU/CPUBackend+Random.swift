@@ -113,13 +113,29 @@ enum PhiloxGroup {
         @inline(__always)
         func store(_ destination: UnsafeMutablePointer<Float>, _ count: Int) {
             if count == 64 {
-                for j in 0..<16 {
-                    UnsafeMutableRawPointer(destination + 4 * j)
-                        .storeBytes(of: SIMD4(lanes.0[j], lanes.1[j], lanes.2[j], lanes.3[j]), as: SIMD4<Float>.self)
-                }
+                storeAll(destination)
                 return
             }
-            for i in 0..<count { destination[i] = self[i % 4][i / 4] }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { buffer in
+                guard let base = buffer.baseAddress else { return }
+                storeAll(base)
+                destination.update(from: base, count: count)
+            }
+        }
+
+        /// The 4 x 16 transpose as two rounds of even/odd interleaves (32-bit words, then
+        /// 64-bit pairs), which LLVM lowers to a few permutes instead of 64 lane moves.
+        @inline(__always)
+        private func storeAll(_ destination: UnsafeMutablePointer<Float>) {
+            var low = SIMD32<Float>(), high = SIMD32<Float>()
+            low.evenHalf = lanes.0
+            low.oddHalf = lanes.1
+            high.evenHalf = lanes.2
+            high.oddHalf = lanes.3
+            var pairs = SIMD32<UInt64>()
+            pairs.evenHalf = unsafeBitCast(low, to: SIMD16<UInt64>.self)
+            pairs.oddHalf = unsafeBitCast(high, to: SIMD16<UInt64>.self)
+            UnsafeMutableRawPointer(destination).storeBytes(of: pairs, as: SIMD32<UInt64>.self)
         }
     }
 
@@ -134,7 +150,7 @@ enum PhiloxGroup {
     /// `[0, 1)` from the top 24 bits, as `Philox.unitFloat`.
     @inline(__always)
     static func unit(_ x: Words) -> Vec {
-        Vec(SIMD16<Int32>(truncatingIfNeeded: x &>> 8)) * 0x1p-24
+        Vec(converting: (x &>> 8).signed) * 0x1p-24
     }
 
     /// Box-Muller on words (0, 1) and (2, 3), the same IEEE operations in the same order
@@ -150,22 +166,24 @@ enum PhiloxGroup {
 
     @inline(__always)
     static func boxMuller(_ x0: Words, _ x1: Words) -> (Vec, Vec) {
-        let u1 = (Vec(SIMD16<Int32>(truncatingIfNeeded: x0 &>> 8)) + 1) * 0x1p-24
-        let u2 = Vec(SIMD16<Int32>(truncatingIfNeeded: x1 &>> 8)) * 0x1p-24
-        let radius = (-2 * log(u1)).squareRoot()
+        let u1 = (Vec(converting: (x0 &>> 8).signed) + 1) * 0x1p-24
+        let u2 = Vec(converting: (x1 &>> 8).signed) * 0x1p-24
+        let radius = VMath.sqrt(-2 * log(u1))
         let (sine, cosine) = sinCos2Pi(u2)
         return (radius * cosine, radius * sine)
     }
 
-    /// `Philox.log` lane by lane (same reduction, same polynomial, same order).
+    /// `Philox.log` lane by lane (same reduction, same polynomial, same order). The mantissa
+    /// test and halving are done on the bits (halving a float in [sqrt 2, 2) is exact, so
+    /// this equals `mantissa *= 0.5`): vector selects here make LLVM scalarise the function.
     @inline(__always)
     static func log(_ x: Vec) -> Vec {
         let bits = x.bits
-        var exponent = SIMD16<Int32>(truncatingIfNeeded: (bits &>> 23) & 0xFF) &- 127
-        var mantissa = Vec(bits: (bits & 0x007F_FFFF) | 0x3F80_0000)
-        let big = mantissa .> Float(bitPattern: 0x3FB5_04F3)
-        mantissa = mantissa.replacing(with: mantissa * 0.5, where: big)
-        exponent = exponent.replacing(with: exponent &+ 1, where: big)
+        let mantissaBits = bits & 0x007F_FFFF
+        // 1 where the mantissa exceeds sqrt(2) (0x3FB5_04F3), else 0.
+        let big = (0x0035_04F3 &- mantissaBits) &>> 31
+        let exponent = ((bits &>> 23) & 0xFF).signed &- 127 &+ big.signed
+        let mantissa = Vec(bits: (mantissaBits | 0x3F80_0000) &- (big &<< 23))
         let f = mantissa - 1
         let s = f / (2 + f)
         let z = s * s
@@ -174,11 +192,12 @@ enum PhiloxGroup {
         let t2 = z * (lg1 + w * lg3)
         let r = t2 + t1
         let halfFSquared = 0.5 * f * f
-        let e = Vec(exponent)
+        let e = Vec(converting: exponent)
         return e * ln2High - ((halfFSquared - (s * (halfFSquared + r) + e * ln2Low)) - f)
     }
 
-    /// `Philox.sinCos2Pi` lane by lane.
+    /// `Philox.sinCos2Pi` lane by lane; the quadrant's swap and signs are applied with bit
+    /// operations for the same reason as in `log`.
     @inline(__always)
     static func sinCos2Pi(_ u: Vec) -> (Vec, Vec) {
         let quarterTurns = (u * 4).rounded(.toNearestOrEven)
@@ -189,19 +208,21 @@ enum PhiloxGroup {
         let cosine = 1 + theta2 * (cos1 + theta2 * (cos2 + theta2 * (cos3 + theta2 * cos4)))
         // quarterTurns is a small whole number: its low bits after adding 1.5 * 2^23.
         let quadrant = (quarterTurns + VMath.roundMagic).bits & 3
-        let swap = (quadrant & 1) .== 1
-        let s = sine.replacing(with: cosine, where: swap)
-        let c = cosine.replacing(with: -sine, where: swap)
-        let negate = quadrant .>= 2
-        return (s.replacing(with: -s, where: negate), c.replacing(with: -c, where: negate))
+        // Quadrant 0: (s, c); 1: (c, -s); 2: (-s, -c); 3: (-c, s).
+        let swap = 0 &- (quadrant & 1) // all ones in odd quadrants
+        let first = (sine.bits & ~swap) | (cosine.bits & swap)
+        let second = (cosine.bits & ~swap) | (sine.bits & swap)
+        let firstSign = (quadrant &>> 1) &<< 31
+        let secondSign = ((quadrant ^ (quadrant &>> 1)) & 1) &<< 31
+        return (Vec(bits: first ^ firstSign), Vec(bits: second ^ secondSign))
     }
 
     /// Philox4x32-10 on sixteen counters `first ..< first + 16` (the high word carries).
     @inline(__always)
     static func generate(_ first: UInt64, key: SIMD2<UInt32>) -> Bits {
         let counters = SIMD16<UInt64>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) &+ first
-        var c0 = Words(truncatingIfNeeded: counters)
-        var c1 = Words(truncatingIfNeeded: counters &>> 32)
+        var c0 = counters.truncated
+        var c1 = (counters &>> 32).truncated
         var c2 = Words(repeating: 0)
         var c3 = Words(repeating: 0)
         var k0 = key.x, k1 = key.y
@@ -210,10 +231,10 @@ enum PhiloxGroup {
                 k0 &+= Philox.weyl0
                 k1 &+= Philox.weyl1
             }
-            let product0 = SIMD16<UInt64>(truncatingIfNeeded: c0) &* UInt64(Philox.multiplier0)
-            let product1 = SIMD16<UInt64>(truncatingIfNeeded: c2) &* UInt64(Philox.multiplier1)
-            let hi0 = Words(truncatingIfNeeded: product0 &>> 32), lo0 = Words(truncatingIfNeeded: product0)
-            let hi1 = Words(truncatingIfNeeded: product1 &>> 32), lo1 = Words(truncatingIfNeeded: product1)
+            let product0 = c0.widened &* UInt64(Philox.multiplier0)
+            let product1 = c2.widened &* UInt64(Philox.multiplier1)
+            let hi0 = (product0 &>> 32).truncated, lo0 = product0.truncated
+            let hi1 = (product1 &>> 32).truncated, lo1 = product1.truncated
             let next0 = hi1 ^ c1 ^ k0
             let next2 = hi0 ^ c3 ^ k1
             c0 = next0

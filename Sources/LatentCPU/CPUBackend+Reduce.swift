@@ -25,7 +25,7 @@ extension CPUBackend {
             forEachItemRange(count: (channels + 15) / 16, costPerItem: 16 * batch) { blocks in
                 for block in blocks {
                     let c0 = block * 16, lanes = Swift.min(16, channels - c0)
-                    var low = SIMD8<Double>(), high = SIMD8<Double>()
+                    var sums = SIMD16<Double>()
                     var n = 0
                     while n < batch {
                         // Up to 64 rows in float, then into the double accumulators.
@@ -35,10 +35,9 @@ extension CPUBackend {
                             acc += Vec.load(x + n * channels + c0, lanes)
                             n += 1
                         }
-                        low += SIMD8<Double>(acc.lowHalf)
-                        high += SIMD8<Double>(acc.highHalf)
+                        sums += SIMD16<Double>(converting: acc)
                     }
-                    var result = Vec(SIMD16<Double>(lowHalf: low, highHalf: high))
+                    var result = Vec(converting: sums)
                     if accumulate { result += Vec.load(o + c0, lanes) }
                     result.store(o + c0, lanes)
                 }
@@ -112,25 +111,33 @@ extension CPUBackend {
         let p = try prediction.cpuPointer(), t = try target.cpuPointer(), g = try gradPrediction.cpuPointer()
         let count = prediction.count
         guard count > 0 else { return }
-        let factor = reduction == .mean ? scale / Float(count) : scale
+        // The order of PyTorch's backward kernels: the elementwise gradient times the incoming
+        // gradient (`scale`), then, for a mean, a division by the count (BCE, BCE with
+        // logits); MSE folds 2/count into one factor first; L1 gets scale/count from mean().
+        let mean = reduction == .mean
+        let divisor = Float(count)
+        let mseNorm = Float(mean ? 2 / Double(count) : 2)
+        let l1Factor = mean ? scale / divisor : scale
         forEachRange(count: count, cost: kind == .bceWithLogits ? 14 : 4) { range in
             vectorLoop(range) { i, lanes in
                 let x = Vec.load(p + i, lanes), y = Vec.load(t + i, lanes)
                 var grad: Vec
                 switch kind {
                 case .bce:
-                    // PyTorch: (p - t) / max((1 - p) * p, 1e-12).
+                    // PyTorch: grad * (p - t) / max((1 - p) * p, 1e-12).
                     var denominator = (1 - x) * x
                     denominator = denominator.replacing(with: 1e-12, where: denominator .< 1e-12)
-                    grad = factor * (x - y) / denominator
+                    grad = scale * (x - y) / denominator
+                    if mean { grad /= divisor }
                 case .bceWithLogits:
-                    grad = (VMath.sigmoid(x) - y) * factor
+                    grad = (VMath.sigmoid(x) - y) * scale
+                    if mean { grad /= divisor }
                 case .mse:
-                    grad = (2 * factor) * (x - y)
+                    grad = mseNorm * (x - y) * scale
                 case .l1:
                     let d = x - y
                     let sign = Vec(repeating: 0).replacing(with: 1, where: d .> 0).replacing(with: -1, where: d .< 0)
-                    grad = sign * factor
+                    grad = sign * l1Factor
                 }
                 if accumulate { grad += Vec.load(g + i, lanes) }
                 grad.store(g + i, lanes)
@@ -182,7 +189,9 @@ extension CPUBackend {
                 var gradMu = scale * m
                 var gradP: Vec
                 switch parameterization {
-                case .logVariance: gradP = (0.5 * scale) * (VMath.exp(q) - 1)
+                case .logVariance:
+                    // Autograd's sum of the two paths to logvar: -0.5 * scale + 0.5 * scale * exp(logvar).
+                    gradP = (0.5 * scale) * VMath.exp(q) + (-0.5 * scale)
                 case .logStd: gradP = scale * (VMath.exp(2 * q) - 1)
                 case .std: gradP = scale * (q - 1 / q)
                 }
@@ -210,7 +219,9 @@ extension CPUBackend {
                 var sinceFlush = 0
                 vectorLoop(range) { i, lanes in
                     let bits = Vec.load(p + i, lanes).bits
-                    acc &+= SIMD16<Int32>().replacing(with: 1, where: (bits & 0x7F80_0000) .== 0x7F80_0000)
+                    // An all-ones exponent plus one carries into bit 31; no other exponent does.
+                    // (Integer arithmetic: a comparison mask here is built lane by lane.)
+                    acc &+= (((bits & 0x7F80_0000) &+ 0x0080_0000) &>> 31).signed
                     sinceFlush += 1
                     if sinceFlush == 1 << 20 {
                         total += acc.wrappedSum().asInt

@@ -40,11 +40,63 @@ extension SIMD16 where Scalar == Float {
     @inline(__always)
     init(bits: SIMD16<UInt32>) { self = unsafeBitCast(bits, to: Vec.self) }
 
-    /// Exact sum of the lanes in double precision (reductions keep their partial sums in Double).
+    /// The lanes summed in double precision (reductions keep their partial sums in Double).
     @inline(__always)
     func doubleSum() -> Double {
-        let low = SIMD8<Double>(lowHalf), high = SIMD8<Double>(highHalf)
-        return (low + high).sum()
+        SIMD16<Double>(converting: self).sum()
+    }
+
+    // Conversions written as lane loops: the standard library's generic SIMD initialisers
+    // (`init(_:)`, `init(truncatingIfNeeded:)`) are not inlined, a call per vector, while a
+    // lane loop becomes one vcvt or vpmov instruction. The same holds for the integer
+    // conversions below.
+
+    @inline(__always)
+    init(converting ints: SIMD16<Int32>) {
+        self.init()
+        for lane in 0..<16 { self[lane] = Float(ints[lane]) }
+    }
+
+    @inline(__always)
+    init(converting doubles: SIMD16<Double>) {
+        self.init()
+        for lane in 0..<16 { self[lane] = Float(doubles[lane]) }
+    }
+}
+
+extension SIMD16 where Scalar == UInt32 {
+    /// The same bits as signed lanes (arithmetic shifts, integer-to-float conversion).
+    @inline(__always)
+    var signed: SIMD16<Int32> { unsafeBitCast(self, to: SIMD16<Int32>.self) }
+
+    @inline(__always)
+    var widened: SIMD16<UInt64> {
+        var result = SIMD16<UInt64>()
+        for lane in 0..<16 { result[lane] = UInt64(self[lane]) }
+        return result
+    }
+}
+
+extension SIMD16 where Scalar == Int32 {
+    @inline(__always)
+    var unsigned: SIMD16<UInt32> { unsafeBitCast(self, to: SIMD16<UInt32>.self) }
+}
+
+extension SIMD16 where Scalar == UInt64 {
+    /// The low 32 bits of each lane.
+    @inline(__always)
+    var truncated: SIMD16<UInt32> {
+        var result = SIMD16<UInt32>()
+        for lane in 0..<16 { result[lane] = UInt32(truncatingIfNeeded: self[lane]) }
+        return result
+    }
+}
+
+extension SIMD16 where Scalar == Double {
+    @inline(__always)
+    init(converting floats: Vec) {
+        self.init()
+        for lane in 0..<16 { self[lane] = Double(floats[lane]) }
     }
 }
 
@@ -71,9 +123,22 @@ enum VMath {
     /// 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
     static let roundMagic: Float = 12_582_912
 
+    /// Correctly rounded square root in one vsqrtps. `Float.squareRoot()` keeps libm's errno
+    /// path for negative inputs (a branch and a call per lane); on `|x|` it has none, and the
+    /// two selects restore NaN below zero and the sign of -0.
+    @inline(__always)
+    static func sqrt(_ x: Vec) -> Vec {
+        var root = Vec()
+        for lane in 0..<16 { root[lane] = x[lane].magnitude.squareRoot() }
+        root = root.replacing(with: .nan, where: x .< 0)
+        return root.replacing(with: x, where: x .== 0)
+    }
+
     @inline(__always)
     static func exp(_ x: Vec) -> Vec {
-        let clamped = x.clamped(lowerBound: Vec(repeating: -104), upperBound: Vec(repeating: 88.8))
+        // (`clamped` and `pointwiseMin` are not inlined; comparisons and selects are.)
+        var clamped = x.replacing(with: -104, where: x .< -104)
+        clamped = clamped.replacing(with: 88.8, where: clamped .> 88.8)
         let shifted = clamped * log2e + roundMagic
         let n = shifted - roundMagic
         let r = (clamped - n * 0.693_359_375) - n * -2.121_944_4e-4
@@ -85,43 +150,39 @@ enum VMath {
         p = p * r + 5.000_000_120_1e-1
         let y = p * (r * r) + r + 1
         // 2^n as two factors so that n in [-150, 128] never leaves the exponent range.
-        let ni = SIMD16<Int32>(truncatingIfNeeded: shifted.bits) &- 0x4B40_0000
+        let ni = shifted.bits.signed &- 0x4B40_0000
         let n1 = ni &>> 1, n2 = ni &- n1
-        let s1 = Vec(bits: SIMD16<UInt32>(truncatingIfNeeded: (n1 &+ 127) &<< 23))
-        let s2 = Vec(bits: SIMD16<UInt32>(truncatingIfNeeded: (n2 &+ 127) &<< 23))
-        let result = y * s1 * s2
-        return result.replacing(with: .infinity, where: x .> 88.722_839)
+        let s1 = Vec(bits: ((n1 &+ 127) &<< 23).unsigned)
+        let s2 = Vec(bits: ((n2 &+ 127) &<< 23).unsigned)
+        let result = (y * s1 * s2).replacing(with: .infinity, where: x .> 88.722_839)
+        return result.replacing(with: x, where: x .!= x) // clamping turned NaN into a bound
     }
 
-    /// Natural log: `-inf` at 0, NaN below 0, `+inf` at `+inf`.
+    /// Natural log: `-inf` at 0, NaN below 0, `+inf` at `+inf`. The mantissa is reduced to
+    /// [sqrt(1/2), sqrt(2)) with integer arithmetic on the bits (a select there defeats
+    /// LLVM's vectoriser), then Cephes' polynomial in fused multiply-adds.
     @inline(__always)
     static func log(_ x: Vec) -> Vec {
-        let bits = x.bits
-        var exponent = SIMD16<Int32>(truncatingIfNeeded: bits &>> 23) &- 127
-        var m = Vec(bits: (bits & 0x007F_FFFF) | 0x3F80_0000)
-        let big = m .> 1.414_213_5
-        m = m.replacing(with: m * 0.5, where: big)
-        exponent = exponent.replacing(with: exponent &+ 1, where: big)
-        let e = Vec(exponent)
-        let f = m - 1
+        let adjusted = x.bits &- 0x3F35_04F3 // bits of sqrt(1/2)
+        let e = Vec(converting: adjusted.signed &>> 23)
+        let f = Vec(bits: (adjusted & 0x007F_FFFF) &+ 0x3F35_04F3) - 1
         let z = f * f
         var p = Vec(repeating: 7.037_683_629_2e-2)
-        p = p * f - 1.151_461_031_0e-1
-        p = p * f + 1.167_699_874_0e-1
-        p = p * f - 1.242_014_084_6e-1
-        p = p * f + 1.424_932_278_7e-1
-        p = p * f - 1.666_805_766_5e-1
-        p = p * f + 2.000_071_476_5e-1
-        p = p * f - 2.499_999_399_3e-1
-        p = p * f + 3.333_333_117_4e-1
+        p = Vec(repeating: -1.151_461_031_0e-1).addingProduct(p, f)
+        p = Vec(repeating: 1.167_699_874_0e-1).addingProduct(p, f)
+        p = Vec(repeating: -1.242_014_084_6e-1).addingProduct(p, f)
+        p = Vec(repeating: 1.424_932_278_7e-1).addingProduct(p, f)
+        p = Vec(repeating: -1.666_805_766_5e-1).addingProduct(p, f)
+        p = Vec(repeating: 2.000_071_476_5e-1).addingProduct(p, f)
+        p = Vec(repeating: -2.499_999_399_3e-1).addingProduct(p, f)
+        p = Vec(repeating: 3.333_333_117_4e-1).addingProduct(p, f)
         var y = p * f * z
-        y = y + e * -2.121_944_4e-4
-        y = y - 0.5 * z
-        var result = f + y + e * 0.693_359_375
+        y = y.addingProduct(e, Vec(repeating: -2.121_944_4e-4))
+        y = y.addingProduct(z, Vec(repeating: -0.5))
+        var result = (f + y).addingProduct(e, Vec(repeating: 0.693_359_375))
         result = result.replacing(with: -.infinity, where: x .== 0)
         result = result.replacing(with: .infinity, where: x .== .infinity)
-        result = result.replacing(with: .nan, where: x .< 0 .| x .!= x)
-        return result
+        return result.replacing(with: .nan, where: x .< 0 .| x .!= x)
     }
 
     /// `log(1 + x)`, accurate for small `x` (BCE's `log1p(-p)` and softplus).

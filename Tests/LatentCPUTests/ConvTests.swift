@@ -1,0 +1,216 @@
+import XCTest
+import LatentCore
+@testable import LatentCPU
+
+/// Convolution against direct loops, and the two backward passes as adjoints of the forward one.
+final class ConvTests: XCTestCase {
+    /// The shapes under test: strides 1-3, padding 0-2, kernels 1-5, non-square kernels and
+    /// inputs, odd channel counts, batches that fill several image groups.
+    static func geometries() throws -> [ConvGeometry] {
+        [
+            try ConvGeometry(batch: 2, inChannels: 3, height: 7, width: 7, outChannels: 5, kernel: 3, stride: 1, padding: 1),
+            try ConvGeometry(batch: 3, inChannels: 2, height: 9, width: 8, outChannels: 4, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 2, inChannels: 5, height: 10, width: 10, outChannels: 3, kernel: 3, stride: 2, padding: 0),
+            try ConvGeometry(batch: 4, inChannels: 3, height: 6, width: 5, outChannels: 7, kernel: 1),
+            try ConvGeometry(batch: 1, inChannels: 1, height: 5, width: 5, outChannels: 1, kernel: 5, stride: 1, padding: 2),
+            // Wide rows: the stride-2 vector gather and scatter paths.
+            try ConvGeometry(batch: 2, inChannels: 2, height: 5, width: 70, outChannels: 3, kernel: 3, stride: 2, padding: 1),
+            try ConvGeometry(batch: 2, inChannels: 3, height: 8, width: 9, outChannels: 2, kernelHeight: 3, kernelWidth: 2,
+                             strideHeight: 2, strideWidth: 3, padHeight: 1, padWidth: 0),
+            // Enough work for threads to take whole groups of several images.
+            try ConvGeometry(batch: 24, inChannels: 8, height: 14, width: 14, outChannels: 16, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 16, inChannels: 16, height: 7, width: 7, outChannels: 32, kernel: 3, stride: 1, padding: 1),
+            try ConvGeometry(batch: 32, inChannels: 16, height: 8, width: 8, outChannels: 24, kernel: 1),
+        ]
+    }
+
+    func referenceForward(_ g: ConvGeometry, _ x: [Float], _ w: [Float], _ bias: [Float]?) -> [Float] {
+        var y = [Float](repeating: 0, count: g.outputCount)
+        for n in 0..<g.batch {
+            for co in 0..<g.outChannels {
+                for oh in 0..<g.outHeight {
+                    for ow in 0..<g.outWidth {
+                        var sum = Double(bias?[co] ?? 0)
+                        for ci in 0..<g.inChannels {
+                            for ki in 0..<g.kernelHeight {
+                                for kj in 0..<g.kernelWidth {
+                                    let ih = oh * g.strideHeight - g.padHeight + ki
+                                    let iw = ow * g.strideWidth - g.padWidth + kj
+                                    guard ih >= 0, ih < g.inHeight, iw >= 0, iw < g.inWidth else { continue }
+                                    let xv = x[((n * g.inChannels + ci) * g.inHeight + ih) * g.inWidth + iw]
+                                    let wv = w[((co * g.inChannels + ci) * g.kernelHeight + ki) * g.kernelWidth + kj]
+                                    sum += Double(xv) * Double(wv)
+                                }
+                            }
+                        }
+                        y[((n * g.outChannels + co) * g.outHeight + oh) * g.outWidth + ow] = Float(sum)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Direct scatter loops for both gradients.
+    func referenceBackward(_ g: ConvGeometry, _ x: [Float], _ w: [Float], _ dy: [Float]) -> (dx: [Float], dw: [Float]) {
+        var dx = [Double](repeating: 0, count: g.inputCount)
+        var dw = [Double](repeating: 0, count: g.weightCount)
+        for n in 0..<g.batch {
+            for co in 0..<g.outChannels {
+                for oh in 0..<g.outHeight {
+                    for ow in 0..<g.outWidth {
+                        let grad = Double(dy[((n * g.outChannels + co) * g.outHeight + oh) * g.outWidth + ow])
+                        for ci in 0..<g.inChannels {
+                            for ki in 0..<g.kernelHeight {
+                                for kj in 0..<g.kernelWidth {
+                                    let ih = oh * g.strideHeight - g.padHeight + ki
+                                    let iw = ow * g.strideWidth - g.padWidth + kj
+                                    guard ih >= 0, ih < g.inHeight, iw >= 0, iw < g.inWidth else { continue }
+                                    let xi = ((n * g.inChannels + ci) * g.inHeight + ih) * g.inWidth + iw
+                                    let wi = ((co * g.inChannels + ci) * g.kernelHeight + ki) * g.kernelWidth + kj
+                                    dx[xi] += Double(w[wi]) * grad
+                                    dw[wi] += Double(x[xi]) * grad
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (dx.map(Float.init), dw.map(Float.init))
+    }
+
+    func testForwardMatchesDirectLoops() throws {
+        for threads in [1, 2] {
+            let f = Fixture(threads: threads)
+            var random = TestRandom(seed: 1)
+            for g in try Self.geometries() {
+                let x = random.array(g.inputCount), w = random.array(g.weightCount), b = random.array(g.outChannels)
+                for bias in [nil, b] {
+                    let output = try f.zeros(g.outputCount)
+                    try f.backend.fill(output, value: .nan) // every element must be written
+                    try f.backend.conv2dForward(g, input: try f.buffer(x), weight: try f.buffer(w),
+                                                bias: try bias.map { try f.buffer($0) }, output: output)
+                    assertClose(try f.read(output), referenceForward(g, x, w, bias), absolute: 1e-5, relative: 1e-4,
+                                "\(g) bias \(bias != nil) threads \(threads)")
+                }
+            }
+        }
+    }
+
+    func testBackwardDataAndWeightsMatchDirectLoops() throws {
+        for threads in [1, 2] {
+            let f = Fixture(threads: threads)
+            var random = TestRandom(seed: 2)
+            for g in try Self.geometries() {
+                let x = random.array(g.inputCount), w = random.array(g.weightCount), dy = random.array(g.outputCount)
+                let (dxRef, dwRef) = referenceBackward(g, x, w, dy)
+                let dx = try f.buffer(random.array(g.inputCount)), dw = try f.buffer(random.array(g.weightCount))
+                try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w), bias: nil,
+                                                 gradInput: dx, accumulate: false)
+                try f.backend.conv2dBackwardWeights(g, input: try f.buffer(x), gradOutput: try f.buffer(dy),
+                                                    gradWeight: dw, accumulate: false)
+                assertClose(try f.read(dx), dxRef, absolute: 1e-5, relative: 1e-4, "dx \(g) threads \(threads)")
+                assertClose(try f.read(dw), dwRef, absolute: 1e-4, relative: 1e-4, "dw \(g) threads \(threads)")
+            }
+        }
+    }
+
+    /// <conv(x), dy> == <x, backwardData(dy)> and == <w, backwardWeights(x, dy)>.
+    func testBackwardPassesAreAdjoints() throws {
+        let f = Fixture()
+        var random = TestRandom(seed: 3)
+        for g in try Self.geometries() {
+            let x = random.array(g.inputCount), w = random.array(g.weightCount), dy = random.array(g.outputCount)
+            let y = try f.zeros(g.outputCount), dx = try f.zeros(g.inputCount), dw = try f.zeros(g.weightCount)
+            try f.backend.conv2dForward(g, input: try f.buffer(x), weight: try f.buffer(w), bias: nil, output: y)
+            try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w), bias: nil,
+                                             gradInput: dx, accumulate: false)
+            try f.backend.conv2dBackwardWeights(g, input: try f.buffer(x), gradOutput: try f.buffer(dy),
+                                                gradWeight: dw, accumulate: false)
+            let forward = dot(try f.read(y), dy)
+            let scale = Swift.max(1, abs(forward))
+            XCTAssertEqual(forward, dot(x, try f.read(dx)), accuracy: 1e-4 * scale, "data adjoint \(g)")
+            XCTAssertEqual(forward, dot(w, try f.read(dw)), accuracy: 1e-4 * scale, "weight adjoint \(g)")
+        }
+    }
+
+    func testAccumulateAndTransposedBias() throws {
+        let f = Fixture()
+        var random = TestRandom(seed: 4)
+        for g in try Self.geometries() {
+            let w = random.array(g.weightCount), dy = random.array(g.outputCount), x = random.array(g.inputCount)
+            let bias = random.array(g.inChannels)
+            let existing = random.array(g.inputCount), existingW = random.array(g.weightCount)
+            let (dxRef, dwRef) = referenceBackward(g, x, w, dy)
+            let plane = g.inHeight * g.inWidth
+            let withBias = dxRef.indices.map { dxRef[$0] + bias[($0 / plane) % g.inChannels] }
+
+            // Transposed convolution's forward: overwrite, bias per input channel.
+            let dx = try f.buffer(existing)
+            try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w),
+                                             bias: try f.buffer(bias), gradInput: dx, accumulate: false)
+            assertClose(try f.read(dx), withBias, absolute: 1e-5, relative: 1e-4, "bias \(g)")
+
+            // Accumulating adds onto what was there, bias included.
+            let dxAccumulated = try f.buffer(existing)
+            try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w),
+                                             bias: try f.buffer(bias), gradInput: dxAccumulated, accumulate: true)
+            assertClose(try f.read(dxAccumulated), zip(existing, withBias).map { $0 + $1 }, absolute: 1e-5, relative: 1e-4,
+                        "accumulate dx \(g)")
+
+            let dw = try f.buffer(existingW)
+            try f.backend.conv2dBackwardWeights(g, input: try f.buffer(x), gradOutput: try f.buffer(dy),
+                                                gradWeight: dw, accumulate: true)
+            assertClose(try f.read(dw), zip(existingW, dwRef).map { $0 + $1 }, absolute: 1e-4, relative: 1e-4,
+                        "accumulate dw \(g)")
+        }
+    }
+
+    /// A transposed convolution built from `ConvGeometry.transposed` against a direct
+    /// ConvTranspose2d loop (PyTorch's definition).
+    func testTransposedConvolutionMatchesDefinition() throws {
+        let f = Fixture()
+        var random = TestRandom(seed: 5)
+        // ConvTranspose2d(4 -> 3, kernel 4, stride 2, padding 1) on 2x4x5x5, output_padding 1.
+        let (n, cin, h, wdt, cout, k, s, p, op) = (2, 4, 5, 5, 3, 4, 2, 1, 1)
+        let g = try ConvGeometry.transposed(batch: n, inChannels: cin, height: h, width: wdt, outChannels: cout,
+                                            kernel: k, stride: s, padding: p, outputPadding: op)
+        let x = random.array(n * cin * h * wdt)
+        // PyTorch stores a transposed weight as (in, out, k, k): the forward conv's (Cout=cin, Cin=cout, k, k).
+        let w = random.array(cin * cout * k * k), b = random.array(cout)
+        let outH = g.inHeight, outW = g.inWidth
+        var expected = [Double](repeating: 0, count: n * cout * outH * outW)
+        for i in 0..<n { for co in 0..<cout { for y in 0..<outH { for xx in 0..<outW {
+            expected[((i * cout + co) * outH + y) * outW + xx] = Double(b[co])
+        } } } }
+        for i in 0..<n { for ci in 0..<cin { for ih in 0..<h { for iw in 0..<wdt {
+            for co in 0..<cout { for ki in 0..<k { for kj in 0..<k {
+                let oy = ih * s - p + ki, ox = iw * s - p + kj
+                guard oy >= 0, oy < outH, ox >= 0, ox < outW else { continue }
+                expected[((i * cout + co) * outH + oy) * outW + ox] +=
+                    Double(x[((i * cin + ci) * h + ih) * wdt + iw]) * Double(w[((ci * cout + co) * k + ki) * k + kj])
+            } } }
+        } } } }
+        let output = try f.zeros(g.inputCount)
+        try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(x), weight: try f.buffer(w), bias: try f.buffer(b),
+                                         gradInput: output, accumulate: false)
+        assertClose(try f.read(output), expected.map(Float.init), absolute: 1e-5, relative: 1e-4)
+    }
+
+    func testMismatchedSizesThrow() throws {
+        let f = Fixture()
+        let g = try ConvGeometry(batch: 2, inChannels: 3, height: 5, width: 5, outChannels: 4, kernel: 3, padding: 1)
+        let x = try f.zeros(g.inputCount), w = try f.zeros(g.weightCount), y = try f.zeros(g.outputCount)
+        assertThrowsLatentError { try f.backend.conv2dForward(g, input: try f.zeros(g.inputCount - 1), weight: w, bias: nil, output: y) }
+        assertThrowsLatentError { try f.backend.conv2dForward(g, input: x, weight: try f.zeros(g.weightCount + 1), bias: nil, output: y) }
+        assertThrowsLatentError { try f.backend.conv2dForward(g, input: x, weight: w, bias: try f.zeros(3), output: y) }
+        assertThrowsLatentError { try f.backend.conv2dBackwardData(g, gradOutput: y, weight: w, bias: try f.zeros(4), gradInput: x, accumulate: false) }
+        assertThrowsLatentError { try f.backend.conv2dBackwardWeights(g, input: x, gradOutput: try f.zeros(1), gradWeight: w, accumulate: false) }
+        var broken = g
+        broken.outHeight += 1 // inconsistent with the other sizes
+        assertThrowsLatentError {
+            try f.backend.conv2dForward(broken, input: x, weight: w, bias: nil, output: try f.zeros(broken.outputCount))
+        }
+    }
+}
