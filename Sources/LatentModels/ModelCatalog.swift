@@ -38,12 +38,12 @@ public enum ModelCatalog {
         case .ae:
             options.epochs = 5; options.batchSize = 128; options.latentDim = 10; options.hidden = 400; options.depth = 2
             return ModelDescriptor(kind: kind, report: "001",
-                                   summary: "FC autoencoder: 2 x (Linear ReLU) to 400, code 10, mirrored decoder, sigmoid; BCE(sum)",
+                                   summary: "FC autoencoder: Flatten, 2 x (Linear ReLU) to 400, Linear to code 10; mirrored decoder, sigmoid; BCE(sum), Adam 1e-3",
                                    defaults: options)
         case .vqvae:
-            options.epochs = 5; options.batchSize = 128; options.latentDim = 16; options.codebookSize = 512; options.codebookDim = 16
+            options.epochs = 5; options.batchSize = 128; options.latentDim = 16; options.codebookSize = 512; options.codebookDim = 16; options.commitment = 0.25
             return ModelDescriptor(kind: kind, report: "001",
-                                   summary: "VQ-VAE: conv encoder to 7x7 codes, nearest of --codebook-size entries, straight-through; codebook + 0.25 commitment loss",
+                                   summary: "VQ-VAE: conv encoder to 16x7x7, each 16-vector snapped to the nearest of 512 codebook entries, straight-through; decoder conv + 2 transposed convs, sigmoid; BCE(sum) + codebook + 0.25 commitment (sums); samples from the per-position code usage",
                                    defaults: options)
         case .ganMLP:
             options.epochs = 200; options.batchSize = 64; options.latentDim = 100; options.beta1 = 0.5
@@ -53,22 +53,22 @@ public enum ModelCatalog {
         case .dcgan:
             options.epochs = 20; options.batchSize = 64; options.latentDim = 100; options.learningRate = 2e-4; options.beta1 = 0.5
             return ModelDescriptor(kind: kind, report: "004 (the convolutional GAN the reports point towards)",
-                                   summary: "DCGAN for 28x28: transposed-conv generator with BN+ReLU, conv discriminator with LeakyReLU; BCE, Adam 2e-4 (0.5, 0.999)",
+                                   summary: "DCGAN for 28x28: G Linear(100,6272) BN ReLU, 2 transposed convs (BN ReLU, tanh); D 2 convs (LeakyReLU 0.2, BN), Linear(6272,1) sigmoid; DCGAN init; BCE, Adam 2e-4 (0.5, 0.999), [-1, 1]",
                                    defaults: options)
         case .designedLatent:
             options.epochs = 5; options.batchSize = 128; options.latentDim = 10; options.hidden = 400; options.depth = 2
             return ModelDescriptor(kind: kind, report: "001 (new try 1)",
-                                   summary: "decoder only: a digit of class k is decoded from [k, ..., k] + noise and trained to reconstruct",
+                                   summary: "decoder only: a digit of class k is decoded from [k, ..., k] (10 copies) + N(0, 1) noise, 2 x (Linear ReLU) to 400, sigmoid; BCE(sum)",
                                    defaults: options)
         case .pcaDecoder:
             options.epochs = 5; options.batchSize = 128; options.latentDim = 3; options.hidden = 400; options.depth = 2
             return ModelDescriptor(kind: kind, report: "001 (new try 2)",
-                                   summary: "PCA of the training images (computed by Latent) as the encoder to 3 dims, a trained FC decoder",
+                                   summary: "PCA of the training images (computed by Latent) as the fixed encoder to 3 dims; FC decoder 2 x (Linear ReLU) to 400, sigmoid; BCE(sum)",
                                    defaults: options)
         case .classifier:
-            options.epochs = 10; options.batchSize = 64
+            options.epochs = 10; options.batchSize = 64; options.dropout = 0.25
             return ModelDescriptor(kind: kind, report: "evaluation (issue: classifier-based sample quality)",
-                                   summary: "LeNet-style MNIST classifier used to judge samples",
+                                   summary: "LeNet-style MNIST classifier used to judge samples: 4 convs (3x3, two with stride 2) + ReLU, Linear(3136,128) ReLU, Dropout 0.25, Linear(128,10); softmax cross-entropy",
                                    defaults: options)
         }
     }
