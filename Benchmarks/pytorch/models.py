@@ -50,7 +50,7 @@ CATALOG = {
     "vae-fc": dict(latentDim=15, hidden=400, depth=3),
     "cvae": dict(latentDim=15, hidden=400, depth=3),
     "vae-conv": dict(latentDim=32),
-    "beta-vae": dict(latentDim=10, parameterization="std"),
+    "beta-vae": dict(latentDim=10, parameterization="std", beta=2.0),
     "ae": dict(latentDim=10, hidden=400, depth=2),
     "vqvae": dict(latentDim=16, codebookSize=512, codebookDim=16, commitment=0.25),
     "gan-mlp": dict(latentDim=100),

@@ -1,0 +1,110 @@
+// Batch normalisation with PyTorch's semantics, one work-group (REDUCE_WG work-items) per
+// channel: statistics over (N, H, W) with work-group reductions in acc_t, then every
+// work-item normalises its own elements. Element e of a channel is x[(n*C + c)*S + s] with
+// n = e / S, s = e % S. Hyperparameters that PyTorch handles in double (momentum, eps)
+// come as double bit patterns, and as floats for devices without fp64.
+
+#ifdef LATENT_ACC_DOUBLE
+#define ACC_PARAM(bits, f) as_double(bits)
+#else
+#define ACC_PARAM(bits, f) (f)
+#endif
+
+#define CHANNEL_INDEX(e) ((((e) / spatial) * channels + c) * spatial + (e) % spatial)
+
+// Training: mean and biased variance (two passes, the first pass's rounding removed),
+// running mean and unbiased running variance updated with momentum, mean and 1/sqrt(var + eps)
+// saved, y = x * scale + shift.
+__kernel void batchnorm_train(__global const float *x, int x_off, __global float *y, int y_off,
+                              __global const float *gamma, int g_off, __global const float *beta, int b_off,
+                              __global float *rmean, int rm_off, __global float *rvar, int rv_off,
+                              __global float *smean, int sm_off, __global float *sinv, int si_off,
+                              int batch, int channels, int spatial,
+                              ulong momentum_bits, float momentum_f, ulong eps_bits, float eps_f) {
+    __local acc_t scratch[REDUCE_WG];
+    __local float affine[2];
+    const int c = get_group_id(0), lid = get_local_id(0);
+    const int count = batch * spatial;
+    const acc_t n = (acc_t)count;
+    acc_t sum = 0;
+    for (int e = lid; e < count; e += REDUCE_WG) sum += x[x_off + CHANNEL_INDEX(e)];
+    sum = group_sum(sum, scratch);
+    const float mean_f = (float)(sum / n);
+    acc_t deviations = 0, squares = 0;
+    for (int e = lid; e < count; e += REDUCE_WG) {
+        const float d = x[x_off + CHANNEL_INDEX(e)] - mean_f;
+        deviations += d;
+        squares += d * d;
+    }
+    deviations = group_sum(deviations, scratch);
+    squares = group_sum(squares, scratch);
+    if (lid == 0) {
+        const acc_t m = ACC_PARAM(momentum_bits, momentum_f);
+        const acc_t eps = ACC_PARAM(eps_bits, eps_f);
+        const acc_t mean = sum / n;
+        acc_t variance = (squares - deviations * deviations / n) / n;
+        if (variance < 0) variance = 0;
+        const acc_t inverse_std = 1 / sqrt(variance + eps);
+        smean[sm_off + c] = (float)mean;
+        sinv[si_off + c] = (float)inverse_std;
+        rmean[rm_off + c] = (float)(m * mean + (1 - m) * (acc_t)rmean[rm_off + c]);
+        rvar[rv_off + c] = (float)(m * (variance * n / (n - 1)) + (1 - m) * (acc_t)rvar[rv_off + c]);
+        const float a = (float)inverse_std * gamma[g_off + c];
+        affine[0] = a;
+        affine[1] = beta[b_off + c] - (float)mean * a;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float a = affine[0], shift = affine[1];
+    for (int e = lid; e < count; e += REDUCE_WG) {
+        const int index = CHANNEL_INDEX(e);
+        y[y_off + index] = x[x_off + index] * a + shift;
+    }
+}
+
+// Inference: one work-item per element, the running statistics.
+__kernel void batchnorm_infer(__global const float *x, int x_off, __global float *y, int y_off,
+                              __global const float *gamma, int g_off, __global const float *beta, int b_off,
+                              __global const float *rmean, int rm_off, __global const float *rvar, int rv_off,
+                              int channels, int spatial, int total, ulong eps_bits, float eps_f) {
+    const int i = get_global_id(0);
+    if (i >= total) return;
+    const int c = (i / spatial) % channels;
+    const acc_t eps = ACC_PARAM(eps_bits, eps_f);
+    const float a = (float)(1 / sqrt((acc_t)rvar[rv_off + c] + eps)) * gamma[g_off + c];
+    const float shift = beta[b_off + c] - rmean[rm_off + c] * a;
+    y[y_off + i] = x[x_off + i] * a + shift;
+}
+
+// Backward (PyTorch): k = dot * invstd^2 / n, gradMean = sum(dy) / n,
+// dx = (dy - gradMean - (x - mean) * k) * invstd * gamma; dgamma (+)= dot * invstd, dbeta (+)= sum(dy).
+__kernel void batchnorm_backward(__global const float *dy, int dy_off, __global const float *x, int x_off,
+                                 __global const float *gamma, int g_off, __global const float *smean, int sm_off,
+                                 __global const float *sinv, int si_off, __global float *dx, int dx_off,
+                                 __global float *dgamma, int dg_off, __global float *dbeta, int db_off,
+                                 int batch, int channels, int spatial, int accumulate) {
+    __local acc_t scratch[REDUCE_WG];
+    const int c = get_group_id(0), lid = get_local_id(0);
+    const int count = batch * spatial;
+    const float mean = smean[sm_off + c], inverse_std = sinv[si_off + c];
+    acc_t sum = 0, dot = 0;
+    for (int e = lid; e < count; e += REDUCE_WG) {
+        const int index = CHANNEL_INDEX(e);
+        const float g = dy[dy_off + index];
+        sum += g;
+        dot += (x[x_off + index] - mean) * g;
+    }
+    sum = group_sum(sum, scratch);
+    dot = group_sum(dot, scratch);
+    const acc_t inv = (acc_t)inverse_std, n = (acc_t)count;
+    const float k = (float)(dot * inv * inv / n);
+    const float grad_mean = (float)(sum / n);
+    const float factor = inverse_std * gamma[g_off + c];
+    for (int e = lid; e < count; e += REDUCE_WG) {
+        const int index = CHANNEL_INDEX(e);
+        dx[dx_off + index] = (dy[dy_off + index] - grad_mean - (x[x_off + index] - mean) * k) * factor;
+    }
+    if (lid == 0) {
+        dgamma[dg_off + c] = (accumulate ? dgamma[dg_off + c] : 0.0f) + (float)(dot * inv);
+        dbeta[db_off + c] = (accumulate ? dbeta[db_off + c] : 0.0f) + (float)sum;
+    }
+}

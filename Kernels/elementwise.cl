@@ -1,0 +1,138 @@
+// Elementwise ops, one work-item per element (dropout: per Philox block of four). Every
+// op may run in place: each element is read before it is written. Activation codes:
+// 0 identity, 1 relu, 2 leaky relu (slope), 3 sigmoid, 4 tanh, 5 softplus.
+
+__kernel void fill(__global float *d, int d_off, int n, float value) {
+    const int i = get_global_id(0);
+    if (i < n) d[d_off + i] = value;
+}
+
+__kernel void copy(__global const float *s, int s_off, __global float *d, int d_off, int n) {
+    const int i = get_global_id(0);
+    if (i < n) d[d_off + i] = s[s_off + i];
+}
+
+// Global size (length, count): run b of `length` floats from s[b * s_stride] to d[b * d_stride].
+__kernel void copy_blocks(__global const float *s, int s_off, int s_stride, __global float *d, int d_off,
+                          int d_stride, int length, int count) {
+    const int i = get_global_id(0), b = get_global_id(1);
+    if (i < length && b < count) d[d_off + b * d_stride + i] = s[s_off + b * s_stride + i];
+}
+
+// y = alpha * x + beta * y; beta == 0 does not read y.
+__kernel void axpby(float alpha, __global const float *x, int x_off, float beta, __global float *y, int y_off, int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float value = alpha * x[x_off + i];
+    y[y_off + i] = beta == 0.0f ? value : value + beta * y[y_off + i];
+}
+
+__kernel void multiply(__global const float *a, int a_off, __global const float *b, int b_off,
+                       __global float *o, int o_off, int n) {
+    const int i = get_global_id(0);
+    if (i < n) o[o_off + i] = a[a_off + i] * b[b_off + i];
+}
+
+inline float activate(float v, int activation, float slope) {
+    switch (activation) {
+    case 1: return v < 0.0f ? 0.0f : v;
+    case 2: return v > 0.0f ? v : v * slope;
+    case 3: return 1.0f / (1.0f + exp(-v));
+    case 4: return tanh(v);
+    case 5: return v > 20.0f ? v : log1p(exp(v));
+    default: return v;
+    }
+}
+
+// y[n, c, s] = activation(x[n, c, s] + bias[c]).
+__kernel void bias_activation(__global const float *x, int x_off, __global const float *bias, int bias_off,
+                              int has_bias, int activation, float slope, __global float *y, int y_off,
+                              int channels, int spatial, int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    float v = x[x_off + i];
+    if (has_bias) v += bias[bias_off + (i / spatial) % channels];
+    y[y_off + i] = activate(v, activation, slope);
+}
+
+// gradInput (+)= gradOutput * activation'(input or output), as PyTorch computes each.
+__kernel void activation_backward(int activation, float slope, __global const float *x, int x_off,
+                                  __global const float *y, int y_off, __global const float *g, int g_off,
+                                  __global float *gi, int gi_off, int accumulate, int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float grad = g[g_off + i];
+    float result;
+    switch (activation) {
+    case 1: result = y[y_off + i] <= 0.0f ? 0.0f : grad; break;
+    case 2: result = x[x_off + i] > 0.0f ? grad : grad * slope; break;
+    case 3: { const float out = y[y_off + i]; result = grad * (1.0f - out) * out; break; }
+    case 4: { const float out = y[y_off + i]; result = grad * (1.0f - out * out); break; }
+    case 5: {
+        const float v = x[x_off + i];
+        const float z = exp(v);
+        result = v > 20.0f ? grad : grad * z / (z + 1.0f);
+        break;
+    }
+    default: result = grad;
+    }
+    if (accumulate) result += gi[gi_off + i];
+    gi[gi_off + i] = result;
+}
+
+// Parameterisations: 0 log-variance (std = exp(p / 2)), 1 log-std (exp(p)), 2 std (p).
+inline float standard_deviation(float p, int parameterization) {
+    switch (parameterization) {
+    case 0: return exp(0.5f * p);
+    case 1: return exp(p);
+    default: return p;
+    }
+}
+
+__kernel void reparameterize(__global const float *mu, int mu_off, __global const float *p, int p_off,
+                             __global const float *e, int e_off, __global float *o, int o_off,
+                             int parameterization, int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float std = standard_deviation(p[p_off + i], parameterization);
+    o[o_off + i] = mu[mu_off + i] + e[e_off + i] * std;
+}
+
+__kernel void reparameterize_backward(__global const float *p, int p_off, __global const float *e, int e_off,
+                                      __global const float *g, int g_off, __global float *gm, int gm_off,
+                                      __global float *gp, int gp_off, int parameterization, int accumulate, int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float grad = g[g_off + i];
+    const float grad_std = grad * e[e_off + i];
+    float grad_param;
+    switch (parameterization) {
+    case 0: grad_param = grad_std * exp(0.5f * p[p_off + i]) * 0.5f; break;
+    case 1: grad_param = grad_std * exp(p[p_off + i]); break;
+    default: grad_param = grad_std;
+    }
+    float grad_mu = grad;
+    if (accumulate) {
+        grad_mu += gm[gm_off + i];
+        grad_param += gp[gp_off + i];
+    }
+    gm[gm_off + i] = grad_mu;
+    gp[gp_off + i] = grad_param;
+}
+
+// Inverted dropout, one Philox block (four elements) per work-item: mask = u >= p ? scale : 0.
+__kernel void dropout(__global const float *x, int x_off, __global float *y, int y_off,
+                      __global float *mask, int mask_off, float probability, float scale,
+                      ulong seed, ulong counter, int n) {
+    const int block = get_global_id(0);
+    const int first = block * 4;
+    if (first >= n) return;
+    const float4 u = philox_uniforms(philox_block(counter + (ulong)block, seed));
+    const float lanes[4] = {u.x, u.y, u.z, u.w};
+    for (int lane = 0; lane < 4 && first + lane < n; ++lane) {
+        const int i = first + lane;
+        const float keep = lanes[lane] >= probability ? scale : 0.0f;
+        mask[mask_off + i] = keep;
+        y[y_off + i] = x[x_off + i] * keep;
+    }
+}

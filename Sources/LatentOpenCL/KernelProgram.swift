@@ -1,0 +1,196 @@
+import COpenCL
+import Foundation
+import LatentCore
+import LatentKernels
+
+/// The kernel files, one per op family, and how each is assembled for a build.
+public enum KernelFile: String, Sendable, CaseIterable {
+    case gemm = "gemm.cl"
+    case conv = "conv.cl"
+    case batchnorm = "batchnorm.cl"
+    case elementwise = "elementwise.cl"
+    case reduce = "reduce.cl"
+    case loss = "loss.cl"
+    case optim = "optim.cl"
+    case random = "random.cl"
+
+    /// Shared headers prepended to the file, in order.
+    var headers: [String] {
+        switch self {
+        case .random, .elementwise: return ["common.clh", "philox.clh"]
+        default: return ["common.clh"]
+        }
+    }
+
+    /// Files whose arithmetic must match the CPU backend bit for bit need correctly rounded
+    /// single-precision `/` and `sqrt` (OpenCL's default allows 2.5 and 3 ulp).
+    var needsCorrectRounding: Bool { self == .random || self == .optim }
+}
+
+/// Where kernel sources come from: the copies embedded in the binary, or the folder named
+/// by `LATENT_KERNEL_DIR` (to try a kernel change without rebuilding `latent`).
+public enum KernelSourceStore {
+    public static var overrideDirectory: String? {
+        guard let dir = ProcessInfo.processInfo.environment["LATENT_KERNEL_DIR"], !dir.isEmpty else { return nil }
+        return dir
+    }
+
+    /// The display name of a file in messages and `#line` markers: `Kernels/gemm.cl`, or the override's path.
+    static func displayName(_ file: String) -> String {
+        if let dir = overrideDirectory { return URL(fileURLWithPath: dir).appendingPathComponent(file).path }
+        return "Kernels/" + file
+    }
+
+    static func text(_ file: String) throws -> String {
+        if let dir = overrideDirectory {
+            let path = URL(fileURLWithPath: dir).appendingPathComponent(file).path
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw LatentError.io("cannot read kernel source \(path) (LATENT_KERNEL_DIR=\(dir))")
+            }
+            return String(decoding: data, as: UTF8.self)
+        }
+        guard let text = KernelSources.files[file] else {
+            throw LatentError.backend("kernel source \(file) is not embedded in this build")
+        }
+        return text
+    }
+
+    /// The text handed to the compiler: headers and file with `#line` markers, so that a
+    /// build log names `Kernels/gemm.cl:42`, not a temporary file.
+    static func assemble(_ file: KernelFile) throws -> String {
+        var parts: [String] = []
+        for name in file.headers + [file.rawValue] {
+            parts.append("#line 1 \"\(displayName(name))\"\n" + (try text(name)) + "\n")
+        }
+        return parts.joined()
+    }
+}
+
+/// A compiled program (process lifetime; shared by every backend on its device).
+final class ProgramHandle: @unchecked Sendable {
+    let program: cl_program
+    init(_ program: cl_program) { self.program = program }
+}
+
+/// A context for one device plus its built programs, shared by every `OpenCLBackend` on
+/// the device so that each program is built once per process (and loaded from the binary
+/// cache after the first run).
+final class DeviceContext: @unchecked Sendable {
+    let device: OpenCLDeviceInfo
+    let context: cl_context
+    private let lock = NSLock()
+    private var programs: [String: ProgramHandle] = [:]
+
+    private init(device: OpenCLDeviceInfo) throws {
+        self.device = device
+        var status: cl_int = 0
+        var id: cl_device_id? = device.handle.id
+        guard let context = latent_clCreateContext(nil, 1, &id, nil, nil, &status), status == CL_SUCCESS else {
+            throw LatentError.backend("OpenCL could not create a context on \(device.name): \(CL.errorName(status))")
+        }
+        self.context = context
+    }
+
+    private static let registryLock = NSLock()
+    nonisolated(unsafe) private static var registry: [Int: DeviceContext] = [:]
+
+    /// The shared context of `device` (created on first use).
+    static func shared(for device: OpenCLDeviceInfo) throws -> DeviceContext {
+        registryLock.lock()
+        defer { registryLock.unlock() }
+        if let existing = registry[device.index] { return existing }
+        let created = try DeviceContext(device: device)
+        registry[device.index] = created
+        return created
+    }
+
+    /// `file` built with `options`, from the binary cache when it holds a build for this
+    /// source, these options, this device and driver; built from source otherwise.
+    func program(_ file: KernelFile, options: String) throws -> ProgramHandle {
+        let key = file.rawValue + "|" + options
+        lock.lock()
+        defer { lock.unlock() }
+        if let program = programs[key] { return program }
+        let source = try KernelSourceStore.assemble(file)
+        let cacheKey = KernelBinaryCache.key(source: source, options: options, device: device)
+        let program: cl_program
+        if let cached = loadCached(cacheKey, options: options) {
+            program = cached
+        } else {
+            program = try build(file, source: source, options: options)
+            KernelBinaryCache.store(key: cacheKey, binary: binary(of: program))
+        }
+        let handle = ProgramHandle(program)
+        programs[key] = handle
+        return handle
+    }
+
+    /// Builds `source` (named `file` in messages); a failure reports the file, the options and the log.
+    func build(_ file: KernelFile, source: String, options: String) throws -> cl_program {
+        try build(name: KernelSourceStore.displayName(file.rawValue), source: source, options: options)
+    }
+
+    func build(name: String, source: String, options: String) throws -> cl_program {
+        var status: cl_int = 0
+        let created: cl_program? = source.withCString { text in
+            var pointer: UnsafePointer<CChar>? = text
+            var length = strlen(text)
+            return latent_clCreateProgramWithSource(context, 1, &pointer, &length, &status)
+        }
+        guard let program = created, status == CL_SUCCESS else {
+            throw LatentError.backend("OpenCL could not create a program from \(name): \(CL.errorName(status))")
+        }
+        var id: cl_device_id? = device.handle.id
+        let buildStatus = latent_clBuildProgram(program, 1, &id, options, nil, nil)
+        guard buildStatus == CL_SUCCESS else {
+            let log = buildLog(program)
+            _ = latent_clReleaseProgram(program)
+            throw LatentError.backend("OpenCL could not build \(name) for \(device.name) with options \"\(options)\" "
+                + "(\(CL.errorName(buildStatus))); build log:\n\(log)")
+        }
+        return program
+    }
+
+    private func buildLog(_ program: cl_program) -> String {
+        var size = 0
+        let id = device.handle.id
+        guard latent_clGetProgramBuildInfo(program, id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size) == CL_SUCCESS,
+              size > 0 else { return "(no log)" }
+        var bytes = [CChar](repeating: 0, count: size)
+        guard latent_clGetProgramBuildInfo(program, id, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil) == CL_SUCCESS else {
+            return "(no log)"
+        }
+        let log = cString(bytes)
+        return log.isEmpty ? "(empty log)" : log
+    }
+
+    private func binary(of program: cl_program) -> [UInt8]? {
+        var size = 0
+        guard latent_clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS,
+              size > 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: size)
+        let status = bytes.withUnsafeMutableBufferPointer { buffer -> cl_int in
+            var pointer: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
+            return latent_clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES),
+                                           MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &pointer, nil)
+        }
+        return status == CL_SUCCESS ? bytes : nil
+    }
+
+    private func loadCached(_ key: String, options: String) -> cl_program? {
+        guard let bytes = KernelBinaryCache.load(key: key) else { return nil }
+        var status: cl_int = 0, binaryStatus: cl_int = 0
+        var id: cl_device_id? = device.handle.id
+        let created: cl_program? = bytes.withUnsafeBufferPointer { buffer in
+            var pointer: UnsafePointer<UInt8>? = buffer.baseAddress
+            var length = buffer.count
+            return latent_clCreateProgramWithBinary(context, 1, &id, &length, &pointer, &binaryStatus, &status)
+        }
+        guard let program = created, status == CL_SUCCESS, binaryStatus == CL_SUCCESS else { return nil }
+        guard latent_clBuildProgram(program, 1, &id, options, nil, nil) == CL_SUCCESS else {
+            _ = latent_clReleaseProgram(program)
+            return nil
+        }
+        return program
+    }
+}

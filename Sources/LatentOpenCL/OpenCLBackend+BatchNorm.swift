@@ -1,0 +1,69 @@
+import LatentCore
+
+/// Batch normalisation (batchnorm.cl): one work-group per channel for the statistics and
+/// the backward sums, with the normalisation fused into the same kernel.
+extension OpenCLBackend {
+    public func batchNormForwardTraining(input: BufferView, output: BufferView, gamma: BufferView, beta: BufferView,
+                                         runningMean: BufferView, runningVariance: BufferView,
+                                         savedMean: BufferView, savedInverseStd: BufferView,
+                                         batch: Int, channels: Int, spatial: Int, momentum: Float, epsilon: Float) throws {
+        let op = "batchNormForwardTraining"
+        try checkBatchNorm(op, batch: batch, channels: channels, spatial: spatial,
+                           data: [("input", input), ("output", output)],
+                           perChannel: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean),
+                                        ("runningVariance", runningVariance), ("savedMean", savedMean),
+                                        ("savedInverseStd", savedInverseStd)])
+        guard batch * spatial > 1 else {
+            throw LatentError.invalidArgument("\(op): expected more than 1 value per channel when training, got \(batch * spatial)")
+        }
+        // PyTorch's momentum is a Python float (decimal), eps a float32 widened to double.
+        let m = decimalDouble(momentum), eps = Double(epsilon)
+        try withLock {
+            try enqueue(.batchnorm, "batchnorm_train", global: [channels * config.reduceGroup], local: [config.reduceGroup], [
+                .view(input), .view(output), .view(gamma), .view(beta), .view(runningMean), .view(runningVariance),
+                .view(savedMean), .view(savedInverseStd), .int(batch), .int(channels), .int(spatial),
+                .ulong(m.bitPattern), .float(Float(m)), .ulong(eps.bitPattern), .float(epsilon),
+            ])
+        }
+    }
+
+    public func batchNormForwardInference(input: BufferView, output: BufferView, gamma: BufferView, beta: BufferView,
+                                          runningMean: BufferView, runningVariance: BufferView,
+                                          batch: Int, channels: Int, spatial: Int, epsilon: Float) throws {
+        try checkBatchNorm("batchNormForwardInference", batch: batch, channels: channels, spatial: spatial,
+                           data: [("input", input), ("output", output)],
+                           perChannel: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean),
+                                        ("runningVariance", runningVariance)])
+        let eps = Double(epsilon)
+        try withLock {
+            try enqueue(.batchnorm, "batchnorm_infer", global: [input.count], [
+                .view(input), .view(output), .view(gamma), .view(beta), .view(runningMean), .view(runningVariance),
+                .int(channels), .int(spatial), .int(input.count), .ulong(eps.bitPattern), .float(epsilon),
+            ])
+        }
+    }
+
+    public func batchNormBackward(gradOutput: BufferView, input: BufferView, gamma: BufferView,
+                                  savedMean: BufferView, savedInverseStd: BufferView,
+                                  gradInput: BufferView, gradGamma: BufferView, gradBeta: BufferView,
+                                  batch: Int, channels: Int, spatial: Int, accumulate: Bool) throws {
+        try checkBatchNorm("batchNormBackward", batch: batch, channels: channels, spatial: spatial,
+                           data: [("gradOutput", gradOutput), ("input", input), ("gradInput", gradInput)],
+                           perChannel: [("gamma", gamma), ("savedMean", savedMean), ("savedInverseStd", savedInverseStd),
+                                        ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
+        try withLock {
+            try enqueue(.batchnorm, "batchnorm_backward", global: [channels * config.reduceGroup], local: [config.reduceGroup], [
+                .view(gradOutput), .view(input), .view(gamma), .view(savedMean), .view(savedInverseStd),
+                .view(gradInput), .view(gradGamma), .view(gradBeta), .int(batch), .int(channels), .int(spatial),
+                .int(accumulate ? 1 : 0),
+            ])
+        }
+    }
+
+    private func checkBatchNorm(_ op: String, batch: Int, channels: Int, spatial: Int,
+                                data: [(String, BufferView)], perChannel: [(String, BufferView)]) throws {
+        let total = try Check.product(op, ("batch", batch), ("channels", channels), ("spatial", spatial))
+        for (name, view) in data { try Check.count(view, total, name, op) }
+        for (name, view) in perChannel { try Check.count(view, channels, name, op) }
+    }
+}

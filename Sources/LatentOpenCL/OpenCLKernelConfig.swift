@@ -1,0 +1,101 @@
+import Foundation
+import LatentCore
+
+/// Kernel variants and tunables for one device, passed to the kernels as `-D` defines.
+/// The defaults follow the device class; `LATENT_OPENCL_GEMM=block|tiled` picks the SGEMM
+/// variant and `LATENT_OPENCL_TUNE="TILE_M=32,WPT_M=2,..."` overrides tunables.
+public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
+    public enum GemmVariant: String, Sendable, CaseIterable {
+        /// Register-blocked, no local memory: CPU-class devices (PoCL), where local memory
+        /// is ordinary memory and a work-group runs on one core.
+        case block
+        /// Local-memory tiles: GPUs.
+        case tiled
+    }
+
+    public var gemm: GemmVariant
+    /// gemm_block: rows of C per work-item (columns are one float16).
+    public var gemmRows = 8
+    /// gemm_tiled: C tile per work-group, depth of a local-memory slice, work per work-item.
+    public var tileM = 64
+    public var tileN = 64
+    public var tileK = 16
+    public var wptM = 4
+    public var wptN = 4
+    /// Work-group size of reductions, batch norm and per-channel sums (a power of two).
+    public var reduceGroup: Int
+
+    public init(gemm: GemmVariant, reduceGroup: Int) {
+        self.gemm = gemm
+        self.reduceGroup = reduceGroup
+    }
+
+    /// GPUs with on-chip local memory get the tiled SGEMM and 256-wide reductions;
+    /// everything else (CPU devices, PoCL) the register-blocked SGEMM and 64-wide ones.
+    public static func defaults(for device: OpenCLDeviceInfo) -> OpenCLKernelConfig {
+        let gpuClass = device.kind == .gpu && device.dedicatedLocalMemory
+        var reduce = gpuClass ? 256 : 64
+        while reduce > max(1, device.maxWorkGroupSize) { reduce /= 2 }
+        return OpenCLKernelConfig(gemm: gpuClass ? .tiled : .block, reduceGroup: reduce)
+    }
+
+    /// The defaults with the environment's overrides applied.
+    public static func fromEnvironment(for device: OpenCLDeviceInfo) throws -> OpenCLKernelConfig {
+        var config = defaults(for: device)
+        let environment = ProcessInfo.processInfo.environment
+        if let value = environment["LATENT_OPENCL_GEMM"], !value.isEmpty {
+            guard let variant = GemmVariant(rawValue: value.lowercased()) else {
+                throw LatentError.invalidArgument("LATENT_OPENCL_GEMM=\(value) is not one of block, tiled")
+            }
+            config.gemm = variant
+        }
+        if let value = environment["LATENT_OPENCL_TUNE"], !value.isEmpty {
+            for item in value.split(separator: ",") {
+                let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, let number = Int(parts[1]), number > 0 else {
+                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: \"\(item)\" is not NAME=positive integer")
+                }
+                switch parts[0].uppercased() {
+                case "GEMM_ROWS": config.gemmRows = number
+                case "TILE_M": config.tileM = number
+                case "TILE_N": config.tileN = number
+                case "TILE_K": config.tileK = number
+                case "WPT_M": config.wptM = number
+                case "WPT_N": config.wptN = number
+                case "REDUCE_WG": config.reduceGroup = number
+                default:
+                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: unknown tunable \(parts[0]) (GEMM_ROWS, TILE_M, TILE_N, TILE_K, WPT_M, WPT_N, REDUCE_WG)")
+                }
+            }
+        }
+        return config
+    }
+
+    /// Throws unless the kernels can run with these values on `device`.
+    func validate(for device: OpenCLDeviceInfo) throws {
+        guard (1...16).contains(gemmRows) else { throw LatentError.invalidArgument("GEMM_ROWS must be 1...16, got \(gemmRows)") }
+        guard tileM % wptM == 0, tileN % wptN == 0 else {
+            throw LatentError.invalidArgument("TILE_M and TILE_N must be multiples of WPT_M and WPT_N")
+        }
+        let workGroup = (tileM / wptM) * (tileN / wptN)
+        guard workGroup <= device.maxWorkGroupSize else {
+            throw LatentError.invalidArgument("gemm_tiled work-group of \(workGroup) exceeds the device's \(device.maxWorkGroupSize)")
+        }
+        guard reduceGroup > 0, reduceGroup & (reduceGroup - 1) == 0, reduceGroup <= max(1, device.maxWorkGroupSize) else {
+            throw LatentError.invalidArgument("REDUCE_WG must be a power of two up to \(device.maxWorkGroupSize), got \(reduceGroup)")
+        }
+    }
+
+    /// `-D` defines of every tunable.
+    var defines: String {
+        "-D REDUCE_WG=\(reduceGroup) -D GEMM_ROWS=\(gemmRows) -D TILE_M=\(tileM) -D TILE_N=\(tileN) -D TILE_K=\(tileK) "
+            + "-D WPT_M=\(wptM) -D WPT_N=\(wptN)"
+    }
+
+    public var description: String {
+        switch gemm {
+        case .block: return "gemm block \(gemmRows)x16, reduce \(reduceGroup)"
+        case .tiled: return "gemm tiled \(tileM)x\(tileN)x\(tileK) (\(wptM)x\(wptN) per item), reduce \(reduceGroup)"
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import XCTest
+import LatentCore
+@testable import LatentOpenCL
+
+/// The three convolution passes on OpenCL against the CPU backend, for both SGEMM variants:
+/// strides 1-3, padding 0-2, kernels 1-5, non-square kernels and inputs, odd channel
+/// counts, pointwise (1x1) layers, the conv VAE's layers, bias and accumulation.
+final class ConvParityTests: XCTestCase {
+    static func geometries() throws -> [ConvGeometry] {
+        [
+            try ConvGeometry(batch: 2, inChannels: 3, height: 7, width: 7, outChannels: 5, kernel: 3, stride: 1, padding: 1),
+            try ConvGeometry(batch: 3, inChannels: 2, height: 9, width: 8, outChannels: 4, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 2, inChannels: 5, height: 10, width: 10, outChannels: 3, kernel: 3, stride: 2, padding: 0),
+            try ConvGeometry(batch: 4, inChannels: 3, height: 6, width: 5, outChannels: 7, kernel: 1),
+            try ConvGeometry(batch: 1, inChannels: 1, height: 5, width: 5, outChannels: 1, kernel: 5, stride: 1, padding: 2),
+            try ConvGeometry(batch: 2, inChannels: 2, height: 5, width: 70, outChannels: 3, kernel: 3, stride: 3, padding: 2),
+            try ConvGeometry(batch: 2, inChannels: 3, height: 8, width: 9, outChannels: 2, kernelHeight: 3, kernelWidth: 2,
+                             strideHeight: 2, strideWidth: 3, padHeight: 1, padWidth: 0),
+            // The conv VAE's encoder and decoder shapes at a small batch.
+            try ConvGeometry(batch: 3, inChannels: 1, height: 28, width: 28, outChannels: 64, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 3, inChannels: 64, height: 14, width: 14, outChannels: 128, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 2, inChannels: 128, height: 7, width: 7, outChannels: 128, kernel: 3, stride: 1, padding: 1),
+            try ConvGeometry.transposed(batch: 3, inChannels: 64, height: 14, width: 14, outChannels: 1, kernel: 4, stride: 2, padding: 1),
+        ]
+    }
+
+    func check(_ variant: OpenCLKernelConfig.GemmVariant) throws {
+        let pair = Pair(try OpenCLTestDevice.backend(variant))
+        var random = TestRandom(seed: 5)
+        for g in try Self.geometries() {
+            let x = try pair.buffers(random.array(g.inputCount), offset: 3)
+            let w = try pair.buffers(random.array(g.weightCount, -0.5, 0.5), offset: 1)
+            let dy = try pair.buffers(random.array(g.outputCount), offset: 2)
+            let outBias = try pair.buffers(random.array(g.outChannels))
+            let inBias = try pair.buffers(random.array(g.inChannels))
+            let name = "\(variant) \(g)"
+            for bias in [nil, outBias] {
+                let y = try pair.buffers([Float](repeating: .nan, count: g.outputCount), offset: 4)
+                try pair.cpu.conv2dForward(g, input: x.cpu, weight: w.cpu, bias: bias?.cpu, output: y.cpu)
+                try pair.cl.conv2dForward(g, input: x.cl, weight: w.cl, bias: bias?.cl, output: y.cl)
+                try pair.assertSame(y, tolerance: 2e-5, "forward \(name) bias \(bias != nil)")
+            }
+            for (bias, accumulate) in [(nil, false), (inBias, false), (nil, true), (inBias, true)] {
+                let dx = try pair.buffers(random.array(g.inputCount), offset: 1)
+                try pair.cpu.conv2dBackwardData(g, gradOutput: dy.cpu, weight: w.cpu, bias: bias?.cpu, gradInput: dx.cpu, accumulate: accumulate)
+                try pair.cl.conv2dBackwardData(g, gradOutput: dy.cl, weight: w.cl, bias: bias?.cl, gradInput: dx.cl, accumulate: accumulate)
+                try pair.assertSame(dx, tolerance: 2e-5, "backward-data \(name) bias \(bias != nil) accumulate \(accumulate)")
+            }
+            for accumulate in [false, true] {
+                let dw = try pair.buffers(random.array(g.weightCount), offset: 2)
+                try pair.cpu.conv2dBackwardWeights(g, input: x.cpu, gradOutput: dy.cpu, gradWeight: dw.cpu, accumulate: accumulate)
+                try pair.cl.conv2dBackwardWeights(g, input: x.cl, gradOutput: dy.cl, gradWeight: dw.cl, accumulate: accumulate)
+                try pair.assertSame(dw, tolerance: 2e-5, "backward-weights \(name) accumulate \(accumulate)")
+            }
+        }
+    }
+
+    func testBlockVariant() throws { try check(.block) }
+    func testTiledVariant() throws { try check(.tiled) }
+
+    func testWrongSizesThrow() throws {
+        let pair = Pair(try OpenCLTestDevice.backend())
+        let g = try ConvGeometry(batch: 1, inChannels: 1, height: 4, width: 4, outChannels: 1, kernel: 3)
+        let small = try BufferView(try pair.cl.makeBuffer(count: 3))
+        XCTAssertThrowsError(try pair.cl.conv2dForward(g, input: small, weight: small, bias: nil, output: small))
+    }
+}
