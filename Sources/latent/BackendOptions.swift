@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LatentCore
 import LatentCPU
+import LatentOpenCL
 
 /// `--backend auto|cpu|opencl`.
 enum BackendKind: String, ExpressibleByArgument, CaseIterable, Sendable {
@@ -42,15 +43,84 @@ struct BackendOptions: ParsableArguments {
         return .auto
     }
 
+    /// The requested OpenCL device index: `--device`, else `LATENT_OPENCL_DEVICE`, else nil.
+    func requestedDevice() throws -> Int? {
+        if let device { return device }
+        if let value = ProcessInfo.processInfo.environment["LATENT_OPENCL_DEVICE"], !value.isEmpty {
+            guard let index = Int(value), index >= 0 else {
+                throw LatentError.invalidArgument("LATENT_OPENCL_DEVICE=\(value) is not a device index (see `latent devices`)")
+            }
+            return index
+        }
+        return nil
+    }
+
     /// Starts the backend and says in one line which one and why.
+    ///
+    /// - `cpu`: the SIMD CPU backend.
+    /// - `auto`: an OpenCL GPU when a platform offers one (`--device N` if that is a GPU),
+    ///   else the CPU backend, with the reason OpenCL was not taken.
+    /// - `opencl`: device `--device N` (default 0, PoCL on a machine without a GPU); an
+    ///   error when OpenCL is unavailable or there is no such device.
     func makeBackend() throws -> (backend: any Backend, reason: String) {
+        let deviceIndex = try requestedDevice()
         switch try requestedKind() {
         case .cpu:
             return (CPUBackend(threads: threads), "cpu: requested with --backend cpu")
         case .auto:
-            return (CPUBackend(threads: threads), "cpu: auto found no OpenCL GPU (this build has no OpenCL backend yet)")
+            let found = OpenCLDiscovery.discover()
+            let candidate: OpenCLDeviceInfo?
+            let why: String
+            if let problem = found.problem {
+                candidate = nil
+                why = problem
+            } else if let deviceIndex {
+                if found.devices.indices.contains(deviceIndex) {
+                    let chosen = found.devices[deviceIndex]
+                    candidate = chosen.kind == .gpu ? chosen : nil
+                    why = "OpenCL device \(deviceIndex) (\(chosen.name)) is a \(chosen.kind.rawValue) device, not a GPU; --backend opencl runs it"
+                } else {
+                    candidate = nil
+                    why = "there is no OpenCL device \(deviceIndex) (`latent devices` lists \(found.devices.count))"
+                }
+            } else {
+                candidate = found.firstGPU
+                why = "OpenCL offers no GPU, only " + Self.deviceSummary(found.devices) + "; --backend opencl runs those"
+            }
+            if let gpu = candidate {
+                do {
+                    let backend = try OpenCLBackend(device: gpu)
+                    return (backend, "opencl: auto chose GPU \(gpu.index), \(gpu.name)")
+                } catch {
+                    return (CPUBackend(threads: threads), "cpu: auto found GPU \(gpu.index) (\(gpu.name)) but it did not start: \(error)")
+                }
+            }
+            return (CPUBackend(threads: threads), "cpu: auto found no OpenCL GPU (\(why))")
         case .opencl:
-            throw LatentError.backend("the OpenCL backend is not part of this build yet; use --backend cpu")
+            let found = OpenCLDiscovery.discover()
+            if let problem = found.problem {
+                throw LatentError.backend("--backend opencl: \(problem); use --backend cpu or auto")
+            }
+            let index = deviceIndex ?? 0
+            guard found.devices.indices.contains(index) else {
+                throw LatentError.invalidArgument("there is no OpenCL device \(index); `latent devices` lists \(found.devices.count) (0...\(found.devices.count - 1))")
+            }
+            let chosen = found.devices[index]
+            let backend = try OpenCLBackend(device: chosen)
+            let source = deviceIndex == nil ? "the first device" : "device \(index)"
+            return (backend, "opencl: requested with --backend opencl, \(source): \(chosen.kind.rawValue) \(chosen.name)")
         }
+    }
+
+    /// `2 devices: 0 CPU pthread-..., 1 ...` for the reasons above.
+    static func deviceSummary(_ devices: [OpenCLDeviceInfo]) -> String {
+        devices.map { "\($0.index) \($0.kind.rawValue) \($0.name)" }.joined(separator: ", ")
+    }
+
+    /// One line for `latent info`: the OpenCL devices found, or why there are none.
+    static func openCLSummary() -> String {
+        let found = OpenCLDiscovery.discover()
+        if let problem = found.problem { return problem }
+        return "\(found.devices.count) device(s): " + deviceSummary(found.devices)
     }
 }

@@ -29,7 +29,7 @@ struct Info: ParsableCommand {
             ("cpu", CPUInfo.modelName),
             ("cpu_threads", String(cpu.parallel.threadCount)),
             ("simd", CPUInfo.simdDescription),
-            ("opencl", "not built (see issue: OpenCL backend)"),
+            ("opencl", BackendOptions.openCLSummary()),
         ]
         if json {
             print(JSONLine.object(fields))

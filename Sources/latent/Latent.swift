@@ -14,7 +14,7 @@ struct Latent: ParsableCommand {
           latent bench ops --backend cpu       # SGEMM and conv speed on this machine
         """,
         version: LatentVersion.string,
-        subcommands: [Info.self, Models.self, Train.self, DataCommand.self, Bench.self]
+        subcommands: [Info.self, Models.self, Train.self, DataCommand.self, Bench.self, Devices.self]
     )
 
     /// CLI.md's exit codes: 0 success, 1 a failure the user can act on (one line on
