@@ -335,47 +335,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 }
 
-/// The size checks every op shares, so that a wrong size is a `LatentError` and never an
-/// out-of-bounds access on the device (the same rules as the CPU backend's).
-enum Check {
-    static func count(_ view: BufferView, _ expected: Int, _ name: String, _ op: String) throws {
-        guard view.count == expected else {
-            throw LatentError.shape("\(op): \(name) has \(view.count) floats, expected \(expected)")
-        }
-    }
-
-    static func sameCount(_ op: String, _ views: (String, BufferView)...) throws {
-        guard let first = views.first else { return }
-        for (name, view) in views.dropFirst() where view.count != first.1.count {
-            throw LatentError.shape("\(op): \(name) has \(view.count) floats but \(first.0) has \(first.1.count)")
-        }
-    }
-
-    static func product(_ op: String, _ sizes: (String, Int)...) throws -> Int {
-        var total = 1
-        for (name, size) in sizes {
-            guard size > 0 else { throw LatentError.invalidArgument("\(op): \(name) must be positive, got \(size)") }
-            let (next, overflow) = total.multipliedReportingOverflow(by: size)
-            guard !overflow else { throw LatentError.invalidArgument("\(op): sizes overflow") }
-            total = next
-        }
-        return total
-    }
-
-    static func geometry(_ g: ConvGeometry, _ op: String) throws {
-        let checked = try ConvGeometry(batch: g.batch, inChannels: g.inChannels, height: g.inHeight, width: g.inWidth,
-                                       outChannels: g.outChannels, kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth,
-                                       strideHeight: g.strideHeight, strideWidth: g.strideWidth,
-                                       padHeight: g.padHeight, padWidth: g.padWidth)
-        guard checked == g else { throw LatentError.shape("\(op): inconsistent geometry \(g)") }
-        _ = try product(op, ("weight", g.outChannels), ("", g.inChannels), ("", g.kernelHeight), ("", g.kernelWidth),
-                        ("", g.outHeight), ("", g.outWidth), ("", g.batch))
-    }
-
-    static func scalarOutput(_ view: BufferView, _ op: String) throws {
-        try count(view, 1, "output", op)
-    }
-}
+/// The shared argument checks (LatentCore.OpCheck).
+typealias Check = OpCheck
 
 /// The double a Python float literal with the same decimal digits holds, as the CPU
 /// backend computes optimizer and batch-norm scalars (`Float(0.9)` becomes 0.9 exactly).
