@@ -47,28 +47,8 @@ extension GaussianVAE: LatentEncodingModel, ReconstructingModel {
 
 // MARK: - Reusable device tensors
 
-/// A reusable tensor, as LatentNN's internal `TensorSlot`: the same object while the requested
-/// shape stays the same, the same device buffer while the element count fits. A short last
-/// batch therefore costs no allocation when the full size comes back.
-struct Slot {
-    private var storage: (any DeviceBuffer)?
-    private var current: Tensor?
-
-    mutating func tensor(_ shape: [Int], on backend: any Backend) throws -> Tensor {
-        if let current, current.shape == shape, current.backend === backend { return current }
-        let count = try Shape.elementCount(shape)
-        let buffer: any DeviceBuffer
-        if let storage, storage.count >= count, current?.backend === backend {
-            buffer = storage
-        } else {
-            buffer = try backend.makeBuffer(count: count)
-            storage = buffer
-        }
-        let tensor = try Tensor(view: try BufferView(buffer, offset: 0, count: count), shape: shape, on: backend)
-        current = tensor
-        return tensor
-    }
-}
+/// LatentNN's reusable tensor (same object while the shape stays, same buffer while it fits).
+typealias Slot = TensorSlot
 
 /// A tensor filled with one value, refilled only when its shape changes (targets of ones
 /// and zeros for a GAN's BCE).

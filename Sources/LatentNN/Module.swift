@@ -167,11 +167,13 @@ public func accumulate(_ source: Tensor, into destination: Tensor) throws {
 /// A reusable tensor: the same object while the requested shape stays the same, and the
 /// same device buffer while the element count fits what was allocated. A last batch of
 /// another size therefore costs no allocation when the full size comes back.
-struct TensorSlot {
+public struct TensorSlot {
     private var storage: (any DeviceBuffer)?
     private var current: Tensor?
 
-    mutating func tensor(_ shape: [Int], on backend: any Backend) throws -> Tensor {
+    public init() {}
+
+    public mutating func tensor(_ shape: [Int], on backend: any Backend) throws -> Tensor {
         if let current, current.shape == shape, current.backend === backend { return current }
         let count = try Shape.elementCount(shape)
         let buffer: any DeviceBuffer
