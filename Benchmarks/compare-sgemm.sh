@@ -2,13 +2,18 @@
 # Latent's SGEMM against numpy and torch in one go, alternating runs so that a busy core
 # hurts both sides alike. Prints the medians over REPEATS rounds and the ratios.
 #   Benchmarks/compare-sgemm.sh [REPEATS]   (default 3; needs numpy, optionally torch)
+#   LATENT=.build-perf/release/latent Benchmarks/compare-sgemm.sh 3   (a binary built elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats="${1:-3}"
-swift build -c release --product latent >/dev/null
+if [ -z "${LATENT:-}" ]; then
+    swift build -c release --product latent >/dev/null
+    LATENT=.build/release/latent
+fi
 out=$(mktemp -d)
+echo "$(uptime)" >&2
 for round in $(seq 1 "$repeats"); do
-    .build/release/latent bench ops --backend cpu --threads 2 --json > "$out/latent-$round.json"
+    "$LATENT" bench ops --backend cpu --threads 2 --group sgemm --json > "$out/latent-$round.json"
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 Benchmarks/pytorch/sgemm_reference.py --threads 2 > "$out/python-$round.json"
 done
 python3 - "$out" "$repeats" <<'PY'
@@ -17,7 +22,9 @@ out, repeats = sys.argv[1], int(sys.argv[2])
 latent = [json.load(open(f"{out}/latent-{r}.json")) for r in range(1, repeats + 1)]
 python = [json.load(open(f"{out}/python-{r}.json")) for r in range(1, repeats + 1)]
 peak = statistics.median(run["peak_gflops"] for run in latent)
-print(f"measured FP32 peak (2 threads): {peak:.0f} GFLOP/s; nominal: {latent[0]['nominal_peak_gflops']:.0f}; numpy BLAS: {python[0].get('blas')}")
+loads = [run.get("load_average") for run in latent if run.get("load_average") is not None]
+print(f"measured FP32 peak (2 threads): {peak:.0f} GFLOP/s; nominal: {latent[0]['nominal_peak_gflops']:.0f}; numpy BLAS: {python[0].get('blas')}; "
+      f"load {min(loads):.1f}-{max(loads):.1f}" if loads else "")
 print("| size | Latent GFLOP/s | share of peak | numpy GFLOP/s | torch GFLOP/s | Latent / numpy | Latent / torch |")
 print("|---|---|---|---|---|---|---|")
 for size in ("256", "512", "1024", "2048"):

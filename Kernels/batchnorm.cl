@@ -1,7 +1,7 @@
 // Batch normalisation with PyTorch's semantics, one work-group (REDUCE_WG work-items) per
 // channel: statistics over (N, H, W) with work-group reductions in acc_t, then every
 // work-item normalises its own elements. Element e of a channel is x[(n*C + c)*S + s] with
-// n = e / S, s = e % S. Hyperparameters that PyTorch handles in double (momentum, eps)
+// n = e / S, s = e % S (CHANNEL_LOOP). Hyperparameters that PyTorch handles in double (momentum, eps)
 // come as double bit patterns, and as floats for devices without fp64.
 
 #ifdef LATENT_ACC_DOUBLE
@@ -10,7 +10,24 @@
 #define ACC_PARAM(bits, f) (f)
 #endif
 
-#define CHANNEL_INDEX(e) ((((e) / spatial) * channels + c) * spatial + (e) % spatial)
+// Visits a channel's elements e = lid, lid + REDUCE_WG, ... (the same order as dividing e
+// into (n, s) each time) with `index` = x's index of element e, stepping (n, s) instead of
+// dividing per element: integer division costs as much as the rest of the loop on a CPU.
+#define CHANNEL_LOOP(body)                                                          \
+    {                                                                               \
+        int n_ = lid / spatial, s_ = lid % spatial;                                 \
+        const int dn_ = REDUCE_WG / spatial, ds_ = REDUCE_WG % spatial;             \
+        for (int e = lid; e < count; e += REDUCE_WG) {                              \
+            const int index = (n_ * channels + c) * spatial + s_;                   \
+            body                                                                    \
+            s_ += ds_;                                                              \
+            n_ += dn_;                                                              \
+            if (s_ >= spatial) {                                                    \
+                s_ -= spatial;                                                      \
+                ++n_;                                                               \
+            }                                                                       \
+        }                                                                           \
+    }
 
 // Training: mean and biased variance (two passes, the first pass's rounding removed),
 // running mean and unbiased running variance updated with momentum, mean and 1/sqrt(var + eps)
@@ -27,15 +44,15 @@ __kernel void batchnorm_train(__global const float *x, int x_off, __global float
     const int count = batch * spatial;
     const acc_t n = (acc_t)count;
     acc_t sum = 0;
-    for (int e = lid; e < count; e += REDUCE_WG) sum += x[x_off + CHANNEL_INDEX(e)];
+    CHANNEL_LOOP(sum += x[x_off + index];)
     sum = group_sum(sum, scratch);
     const float mean_f = (float)(sum / n);
     acc_t deviations = 0, squares = 0;
-    for (int e = lid; e < count; e += REDUCE_WG) {
-        const float d = x[x_off + CHANNEL_INDEX(e)] - mean_f;
+    CHANNEL_LOOP(
+        const float d = x[x_off + index] - mean_f;
         deviations += d;
         squares += d * d;
-    }
+    )
     deviations = group_sum(deviations, scratch);
     squares = group_sum(squares, scratch);
     if (lid == 0) {
@@ -55,10 +72,7 @@ __kernel void batchnorm_train(__global const float *x, int x_off, __global float
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     const float a = affine[0], shift = affine[1];
-    for (int e = lid; e < count; e += REDUCE_WG) {
-        const int index = CHANNEL_INDEX(e);
-        y[y_off + index] = x[x_off + index] * a + shift;
-    }
+    CHANNEL_LOOP(y[y_off + index] = x[x_off + index] * a + shift;)
 }
 
 // Inference: one work-item per element, the running statistics.
@@ -87,24 +101,145 @@ __kernel void batchnorm_backward(__global const float *dy, int dy_off, __global 
     const int count = batch * spatial;
     const float mean = smean[sm_off + c], inverse_std = sinv[si_off + c];
     acc_t sum = 0, dot = 0;
-    for (int e = lid; e < count; e += REDUCE_WG) {
-        const int index = CHANNEL_INDEX(e);
+    CHANNEL_LOOP(
         const float g = dy[dy_off + index];
         sum += g;
         dot += (x[x_off + index] - mean) * g;
-    }
+    )
     sum = group_sum(sum, scratch);
     dot = group_sum(dot, scratch);
     const acc_t inv = (acc_t)inverse_std, n = (acc_t)count;
     const float k = (float)(dot * inv * inv / n);
     const float grad_mean = (float)(sum / n);
     const float factor = inverse_std * gamma[g_off + c];
-    for (int e = lid; e < count; e += REDUCE_WG) {
-        const int index = CHANNEL_INDEX(e);
-        dx[dx_off + index] = (dy[dy_off + index] - grad_mean - (x[x_off + index] - mean) * k) * factor;
-    }
+    CHANNEL_LOOP(dx[dx_off + index] = (dy[dy_off + index] - grad_mean - (x[x_off + index] - mean) * k) * factor;)
     if (lid == 0) {
         dgamma[dg_off + c] = (accumulate ? dgamma[dg_off + c] : 0.0f) + (float)(dot * inv);
         dbeta[db_off + c] = (accumulate ? dbeta[db_off + c] : 0.0f) + (float)sum;
     }
+}
+
+// CPU-class devices (PoCL): one work-item per channel, each sample's row of `spatial` floats
+// in float16 partial sums (as the CPU backend's vector loops), rows added up in acc_t. A
+// work-group per channel spends its time in barriers and scalar strided loops there.
+#ifdef LATENT_ACC_DOUBLE
+inline acc_t lanes_sum(float16 v) {
+    const double16 d = convert_double16(v);
+    const double8 a = d.lo + d.hi;
+    const double4 b = a.lo + a.hi;
+    const double2 e = b.lo + b.hi;
+    return e.x + e.y;
+}
+#else
+inline acc_t lanes_sum(float16 v) {
+    const float8 a = v.lo + v.hi;
+    const float4 b = a.lo + a.hi;
+    const float2 e = b.lo + b.hi;
+    return e.x + e.y;
+}
+#endif
+
+__kernel void batchnorm_train_channels(__global const float *x, int x_off, __global float *y, int y_off,
+                                       __global const float *gamma, int g_off, __global const float *beta, int b_off,
+                                       __global float *rmean, int rm_off, __global float *rvar, int rv_off,
+                                       __global float *smean, int sm_off, __global float *sinv, int si_off,
+                                       int batch, int channels, int spatial,
+                                       ulong momentum_bits, float momentum_f, ulong eps_bits, float eps_f) {
+    const int c = get_global_id(0);
+    if (c >= channels) return;
+    const acc_t n = (acc_t)(batch * spatial);
+    acc_t sum = 0;
+    for (int b = 0; b < batch; ++b) {
+        const __global float *row = x + x_off + (b * channels + c) * spatial;
+        float16 acc = (float16)(0.0f);
+        float tail = 0.0f;
+        int s = 0;
+        for (; s + 16 <= spatial; s += 16) acc += vload16(0, row + s);
+        for (; s < spatial; ++s) tail += row[s];
+        sum += lanes_sum(acc) + (acc_t)tail;
+    }
+    const float mean_f = (float)(sum / n);
+    acc_t deviations = 0, squares = 0;
+    for (int b = 0; b < batch; ++b) {
+        const __global float *row = x + x_off + (b * channels + c) * spatial;
+        float16 accD = (float16)(0.0f), accS = (float16)(0.0f);
+        float tailD = 0.0f, tailS = 0.0f;
+        int s = 0;
+        for (; s + 16 <= spatial; s += 16) {
+            const float16 d = vload16(0, row + s) - mean_f;
+            accD += d;
+            accS += d * d;
+        }
+        for (; s < spatial; ++s) {
+            const float d = row[s] - mean_f;
+            tailD += d;
+            tailS += d * d;
+        }
+        deviations += lanes_sum(accD) + (acc_t)tailD;
+        squares += lanes_sum(accS) + (acc_t)tailS;
+    }
+    const acc_t m = ACC_PARAM(momentum_bits, momentum_f);
+    const acc_t eps = ACC_PARAM(eps_bits, eps_f);
+    const acc_t mean = sum / n;
+    acc_t variance = (squares - deviations * deviations / n) / n;
+    if (variance < 0) variance = 0;
+    const acc_t inverse_std = 1 / sqrt(variance + eps);
+    smean[sm_off + c] = (float)mean;
+    sinv[si_off + c] = (float)inverse_std;
+    rmean[rm_off + c] = (float)(m * mean + (1 - m) * (acc_t)rmean[rm_off + c]);
+    rvar[rv_off + c] = (float)(m * (variance * n / (n - 1)) + (1 - m) * (acc_t)rvar[rv_off + c]);
+    const float a = (float)inverse_std * gamma[g_off + c];
+    const float shift = beta[b_off + c] - (float)mean * a;
+    for (int b = 0; b < batch; ++b) {
+        const int offset = (b * channels + c) * spatial;
+        int s = 0;
+        for (; s + 16 <= spatial; s += 16) vstore16(vload16(0, x + x_off + offset + s) * a + shift, 0, y + y_off + offset + s);
+        for (; s < spatial; ++s) y[y_off + offset + s] = x[x_off + offset + s] * a + shift;
+    }
+}
+
+__kernel void batchnorm_backward_channels(__global const float *dy, int dy_off, __global const float *x, int x_off,
+                                          __global const float *gamma, int g_off, __global const float *smean, int sm_off,
+                                          __global const float *sinv, int si_off, __global float *dx, int dx_off,
+                                          __global float *dgamma, int dg_off, __global float *dbeta, int db_off,
+                                          int batch, int channels, int spatial, int accumulate) {
+    const int c = get_global_id(0);
+    if (c >= channels) return;
+    const float mean = smean[sm_off + c], inverse_std = sinv[si_off + c];
+    acc_t sum = 0, dot = 0;
+    for (int b = 0; b < batch; ++b) {
+        const int offset = (b * channels + c) * spatial;
+        float16 accSum = (float16)(0.0f), accDot = (float16)(0.0f);
+        float tailSum = 0.0f, tailDot = 0.0f;
+        int s = 0;
+        for (; s + 16 <= spatial; s += 16) {
+            const float16 g = vload16(0, dy + dy_off + offset + s);
+            accSum += g;
+            accDot += (vload16(0, x + x_off + offset + s) - mean) * g;
+        }
+        for (; s < spatial; ++s) {
+            const float g = dy[dy_off + offset + s];
+            tailSum += g;
+            tailDot += (x[x_off + offset + s] - mean) * g;
+        }
+        sum += lanes_sum(accSum) + (acc_t)tailSum;
+        dot += lanes_sum(accDot) + (acc_t)tailDot;
+    }
+    const acc_t inv = (acc_t)inverse_std, n = (acc_t)(batch * spatial);
+    const float k = (float)(dot * inv * inv / n);
+    const float grad_mean = (float)(sum / n);
+    const float factor = inverse_std * gamma[g_off + c];
+    for (int b = 0; b < batch; ++b) {
+        const int offset = (b * channels + c) * spatial;
+        int s = 0;
+        for (; s + 16 <= spatial; s += 16) {
+            const float16 g = vload16(0, dy + dy_off + offset + s), xv = vload16(0, x + x_off + offset + s);
+            vstore16((g - grad_mean - (xv - mean) * k) * factor, 0, dx + dx_off + offset + s);
+        }
+        for (; s < spatial; ++s) {
+            dx[dx_off + offset + s] = (dy[dy_off + offset + s] - grad_mean - (x[x_off + offset + s] - mean) * k) * factor;
+        }
+    }
+    dgamma[dg_off + c] = (accumulate ? dgamma[dg_off + c] : 0.0f) + (float)(dot * inv);
+    dbeta[db_off + c] = (accumulate ? dbeta[db_off + c] : 0.0f) + (float)sum;
 }

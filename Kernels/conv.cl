@@ -120,3 +120,228 @@ __kernel void col2im(__global const float *col, int NP, int C, int H, int W, int
     }
     dx[dx_off + index] = value;
 }
+
+// ---------------------------------------------------------------------------------------
+// Batch-inner convolution (CPU-class devices; the CPU backend's CPUConvBatchInner.swift).
+// Images are transposed into a zero-padded layout with the batch innermost, rounded up to
+// 16 lanes: element (c, h, w, n) at ((c * Hp + h + pt) * Wp + w + pl) * lanes + n. Then 16
+// images at one position are one float16, and a convolution is an implicit GEMM whose B
+// rows are read in place: no im2col panels, no col2im. Backward-data runs per stride phase
+// (sub-pixel decomposition): an input position (ih, iw) with (ih + ph) % sh == a only gets
+// the taps ki = a + sh * t, from gradient row (ih + ph) / sh - t.
+
+// NCHW <-> batch-inner by 16 x 16 tiles through private memory: 16 images x 16 plane
+// positions per work-item, vector loads on one side and vector stores on the other (one
+// work-item per element would read or write with a stride of `lanes`). bi_pack_tiles fills
+// the interior, spare lanes zeroed; bi_zero_pads zeroes the padding. bi_unpack_tiles adds
+// bias[c] and, accumulating, what y holds. Global (ceil(H * W / 16), lanes / 16, C).
+__kernel void bi_pack_tiles(__global const float *x, int x_off, int N, int C, int H, int W,
+                            int pt, int pl, int Hp, int Wp, int lanes, __global float *dst) {
+    const int p0 = get_global_id(0) * 16, n0 = get_global_id(1) * 16, c = get_global_id(2);
+    const int plane = H * W;
+    if (p0 >= plane) return;
+    const int count = min(16, plane - p0);
+    float tile[16][16];
+    for (int t = 0; t < 16; ++t) {
+        const int n = n0 + t;
+        const __global float *row = x + x_off + (n * C + c) * plane + p0;
+        if (n < N && count == 16) {
+            vstore16(vload16(0, row), 0, tile[t]);
+        } else {
+            for (int i = 0; i < 16; ++i) tile[t][i] = (n < N && i < count) ? row[i] : 0.0f;
+        }
+    }
+    for (int t = 0; t < count; ++t) {
+        const int p = p0 + t, h = p / W, w = p % W;
+        const float16 column = (float16)(tile[0][t], tile[1][t], tile[2][t], tile[3][t], tile[4][t], tile[5][t],
+                                         tile[6][t], tile[7][t], tile[8][t], tile[9][t], tile[10][t], tile[11][t],
+                                         tile[12][t], tile[13][t], tile[14][t], tile[15][t]);
+        vstore16(column, 0, dst + ((c * Hp + h + pt) * Wp + w + pl) * lanes + n0);
+    }
+}
+
+// Global (Wp, Hp, C * lanes / 16); positions inside the image write nothing.
+__kernel void bi_zero_pads(int H, int W, int pt, int pl, int Hp, int Wp, int lanes, __global float *dst) {
+    const int wp = get_global_id(0), hp = get_global_id(1), cb = get_global_id(2);
+    if (wp >= Wp || hp >= Hp) return;
+    if (hp >= pt && hp < pt + H && wp >= pl && wp < pl + W) return;
+    const int blocks = lanes / 16, c = cb / blocks, n0 = (cb % blocks) * 16;
+    vstore16((float16)(0.0f), 0, dst + ((c * Hp + hp) * Wp + wp) * lanes + n0);
+}
+
+// Global (ceil(H * W / 16), ceil(N / 16), C).
+__kernel void bi_unpack_tiles(__global const float *src, int N, int C, int H, int W, int pt, int pl, int Hp, int Wp,
+                              int lanes, __global float *y, int y_off, __global const float *bias, int bias_off,
+                              int has_bias, int accumulate) {
+    const int p0 = get_global_id(0) * 16, n0 = get_global_id(1) * 16, c = get_global_id(2);
+    const int plane = H * W;
+    if (p0 >= plane || n0 >= N) return;
+    const int count = min(16, plane - p0);
+    float tile[16][16];
+    for (int t = 0; t < count; ++t) {
+        const int p = p0 + t, h = p / W, w = p % W;
+        vstore16(vload16(0, src + ((c * Hp + h + pt) * Wp + w + pl) * lanes + n0), 0, tile[t]);
+    }
+    const float shift = has_bias ? bias[bias_off + c] : 0.0f;
+    for (int t = 0; t < 16; ++t) {
+        const int n = n0 + t;
+        if (n >= N) break;
+        __global float *row = y + y_off + (n * C + c) * plane + p0;
+        if (count == 16) {
+            float16 value = (float16)(tile[0][t], tile[1][t], tile[2][t], tile[3][t], tile[4][t], tile[5][t],
+                                      tile[6][t], tile[7][t], tile[8][t], tile[9][t], tile[10][t], tile[11][t],
+                                      tile[12][t], tile[13][t], tile[14][t], tile[15][t]) + shift;
+            if (accumulate) value += vload16(0, row);
+            vstore16(value, 0, row);
+        } else {
+            for (int i = 0; i < count; ++i) row[i] = (accumulate ? row[i] : 0.0f) + tile[i][t] + shift;
+        }
+    }
+}
+
+// Forward: ys[co][oh][ow][lanes] = sum over (ci, ki, kj) of A[co][(ci, ki, kj)] * xs[ci][oh*sh + ki][ow*sw + kj]
+// (xs padded by ph, pw). A packed in GEMM_ROWS-row panels as gemm_pack packs it. One work-item:
+// GEMM_ROWS output channels x 16 lanes at one position. Global (lanes / 16, Ho * Wo, panels).
+__kernel void bi_conv_forward(__global const float *xs, int Cin, int kh, int kw, int sh, int sw,
+                              int rowStride, int channelStride, int lanes, int Wo,
+                              __global const float *A, int K, int Cout, __global float *ys, int outChannel) {
+    const int lane = get_global_id(0) * 16, pos = get_global_id(1), panel = get_global_id(2);
+    const int oh = pos / Wo, ow = pos % Wo;
+    const __global float *base = xs + (oh * sh) * rowStride + (ow * sw) * lanes + lane;
+    const __global float *a = A + (size_t)panel * K * GEMM_ROWS;
+    float16 acc[GEMM_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = (float16)(0.0f);
+    for (int ci = 0; ci < Cin; ++ci) {
+        for (int ki = 0; ki < kh; ++ki) {
+            const __global float *row = base + ci * channelStride + ki * rowStride;
+            for (int kj = 0; kj < kw; ++kj) {
+                const float16 bv = vload16(0, row + kj * lanes);
+#pragma unroll
+                for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = fma((float16)(a[r]), bv, acc[r]);
+                a += GEMM_ROWS;
+            }
+        }
+    }
+    __global float *out = ys + pos * lanes + lane;
+#pragma unroll
+    for (int r = 0; r < GEMM_ROWS; ++r) {
+        const int co = panel * GEMM_ROWS + r;
+        if (co < Cout) vstore16(acc[r], 0, out + co * outChannel);
+    }
+}
+
+// Taps of stride phase `a` along one axis of a kernel of `k` taps and stride `s`.
+inline int bi_taps(int a, int k, int s) { return a < k ? (k - a + s - 1) / s : 0; }
+
+// Backward-data per phase: A[phase][ci][(co, t, u)] = W[co][ci][a + sh t][b + sw u] in GEMM_ROWS-row
+// panels over ci, each phase at phase * phaseStride. Global (Cout * Tmax * Umax, panels, sh * sw).
+__kernel void bi_pack_phase_weights(__global const float *w, int w_off, int Cin, int Cout, int kh, int kw,
+                                    int sh, int sw, int phaseStride, __global float *dst) {
+    const int k = get_global_id(0), panel = get_global_id(1), phase = get_global_id(2);
+    const int pa = phase / sw, pb = phase % sw;
+    const int T = bi_taps(pa, kh, sh), U = bi_taps(pb, kw, sw);
+    const int K = Cout * T * U;
+    if (k >= K) return;
+    const int co = k / (T * U), t = (k / U) % T, u = k % U;
+    const int ki = pa + sh * t, kj = pb + sw * u;
+    __global float *out = dst + (size_t)phase * phaseStride + ((size_t)panel * K + k) * GEMM_ROWS;
+    for (int r = 0; r < GEMM_ROWS; ++r) {
+        const int ci = panel * GEMM_ROWS + r;
+        out[r] = ci < Cin ? w[w_off + ((co * Cin + ci) * kh + ki) * kw + kj] : 0.0f;
+    }
+}
+
+// Backward-data (a transposed convolution's forward): dxs[ci][ih][iw][lanes] from the padded
+// gradient dys (padTop = Tmax - 1 rows above). Global (lanes / 16, H * W, panels over Cin).
+__kernel void bi_conv_backward_data(__global const float *dys, int Cout, int kh, int kw, int sh, int sw,
+                                    int ph, int pw, int rowStride, int channelStride, int lanes,
+                                    int padTop, int padLeft, int W, __global const float *A, int phaseStride,
+                                    int Cin, __global float *dxs, int outChannel) {
+    const int lane = get_global_id(0) * 16, pos = get_global_id(1), panel = get_global_id(2);
+    const int ih = pos / W, iw = pos % W;
+    const int pa = (ih + ph) % sh, pb = (iw + pw) % sw;
+    const int T = bi_taps(pa, kh, sh), U = bi_taps(pb, kw, sw);
+    const int K = Cout * T * U;
+    const __global float *base = dys + ((ih + ph) / sh + padTop) * rowStride + ((iw + pw) / sw + padLeft) * lanes + lane;
+    const __global float *a = A + (size_t)(pa * sw + pb) * phaseStride + (size_t)panel * K * GEMM_ROWS;
+    float16 acc[GEMM_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = (float16)(0.0f);
+    for (int co = 0; co < Cout; ++co) {
+        for (int t = 0; t < T; ++t) {
+            const __global float *row = base + co * channelStride - t * rowStride;
+            for (int u = 0; u < U; ++u) {
+                const float16 bv = vload16(0, row - u * lanes);
+#pragma unroll
+                for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = fma((float16)(a[r]), bv, acc[r]);
+                a += GEMM_ROWS;
+            }
+        }
+    }
+    __global float *out = dxs + pos * lanes + lane;
+#pragma unroll
+    for (int r = 0; r < GEMM_ROWS; ++r) {
+        const int ci = panel * GEMM_ROWS + r;
+        if (ci < Cin) vstore16(acc[r], 0, out + ci * outChannel);
+    }
+}
+
+inline float bi_sum16(float16 v) {
+    const float8 a = v.lo + v.hi;
+    const float4 b = a.lo + a.hi;
+    const float2 c = b.lo + b.hi;
+    return c.x + c.y;
+}
+
+// Backward-weights: dW[co][r] (+)= sum over positions and lanes of dys[co][pos][n] * xs[base(pos) + offset(r)][n],
+// r = (ci, ki, kj); dys unpadded (Cout, Ho * Wo, lanes), xs padded as for the forward pass.
+// 4 x 4 (co, r) per work-item in float16 partial sums over the lanes, added up at the end.
+// Global (ceil(R / 4), ceil(Cout / 4)).
+__kernel void bi_conv_backward_weights(__global const float *xs, int Cin, int kh, int kw, int sh, int sw,
+                                       int rowStride, int channelStride, int lanes, int Ho, int Wo,
+                                       __global const float *dys, int gradChannel, int Cout,
+                                       __global float *dw, int dw_off, int accumulate) {
+    const int r0 = get_global_id(0) * 4, co0 = get_global_id(1) * 4;
+    const int R = Cin * kh * kw;
+    if (r0 >= R || co0 >= Cout) return;
+    int offsets[4];
+    const __global float *g[4];
+    for (int j = 0; j < 4; ++j) {
+        const int r = min(r0 + j, R - 1);
+        offsets[j] = (r / (kh * kw)) * channelStride + ((r / kw) % kh) * rowStride + (r % kw) * lanes;
+        g[j] = dys + min(co0 + j, Cout - 1) * gradChannel;
+    }
+    float16 acc[16];
+#pragma unroll
+    for (int i = 0; i < 16; ++i) acc[i] = (float16)(0.0f);
+    for (int oh = 0; oh < Ho; ++oh) {
+        for (int ow = 0; ow < Wo; ++ow) {
+            const __global float *xb = xs + (oh * sh) * rowStride + (ow * sw) * lanes;
+            const int gp = (oh * Wo + ow) * lanes;
+            for (int n = 0; n < lanes; n += 16) {
+                const float16 x0 = vload16(0, xb + offsets[0] + n), x1 = vload16(0, xb + offsets[1] + n);
+                const float16 x2 = vload16(0, xb + offsets[2] + n), x3 = vload16(0, xb + offsets[3] + n);
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    const float16 gv = vload16(0, g[i] + gp + n);
+                    acc[i * 4 + 0] = fma(gv, x0, acc[i * 4 + 0]);
+                    acc[i * 4 + 1] = fma(gv, x1, acc[i * 4 + 1]);
+                    acc[i * 4 + 2] = fma(gv, x2, acc[i * 4 + 2]);
+                    acc[i * 4 + 3] = fma(gv, x3, acc[i * 4 + 3]);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < 4; ++i) {
+        const int co = co0 + i;
+        if (co >= Cout) break;
+        for (int j = 0; j < 4; ++j) {
+            const int r = r0 + j;
+            if (r >= R) break;
+            const int index = dw_off + co * R + r;
+            const float sum = bi_sum16(acc[i * 4 + j]);
+            dw[index] = accumulate ? dw[index] + sum : sum;
+        }
+    }
+}

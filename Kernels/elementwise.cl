@@ -44,41 +44,67 @@ inline float activate(float v, int activation, float slope) {
     }
 }
 
-// y[n, c, s] = activation(x[n, c, s] + bias[c]).
-__kernel void bias_activation(__global const float *x, int x_off, __global const float *bias, int bias_off,
-                              int has_bias, int activation, float slope, __global float *y, int y_off,
-                              int channels, int spatial, int n) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    float v = x[x_off + i];
-    if (has_bias) v += bias[bias_off + (i / spatial) % channels];
-    y[y_off + i] = activate(v, activation, slope);
+// y[n, c, s] = activation(x[n, c, s] + bias[c]). Global (spatial, channels, samples): the
+// channel comes from the range rather than from dividing the flat index (a division per
+// element is most of the cost on a CPU device). Fully connected layers (spatial 1) use
+// global (channels, 1, samples), with `spatial` passed as 0, so that neighbouring
+// work-items still touch neighbouring floats. One kernel per activation (bias_activation_0
+// ... _5): with the activation a compile-time constant the compiler vectorises across
+// work-items, which a switch on a run-time code prevents on CPU devices.
+#define BIAS_ACTIVATION(code)                                                                            \
+    __kernel void bias_activation_##code(__global const float *x, int x_off, __global const float *bias, \
+                                         int bias_off, int has_bias, float slope, __global float *y,     \
+                                         int y_off, int channels, int spatial) {                         \
+        const int s = spatial == 0 ? 0 : get_global_id(0);                                              \
+        const int c = spatial == 0 ? get_global_id(0) : get_global_id(1);                               \
+        const int n = get_global_id(2);                                                                  \
+        const int i = (n * channels + c) * (spatial == 0 ? 1 : spatial) + s;                             \
+        float v = x[x_off + i];                                                                          \
+        if (has_bias) v += bias[bias_off + c];                                                           \
+        y[y_off + i] = activate(v, code, slope);                                                         \
+    }
+BIAS_ACTIVATION(0)
+BIAS_ACTIVATION(1)
+BIAS_ACTIVATION(2)
+BIAS_ACTIVATION(3)
+BIAS_ACTIVATION(4)
+BIAS_ACTIVATION(5)
+
+// gradInput (+)= gradOutput * activation'(input or output), as PyTorch computes each; one
+// kernel per activation (activation_backward_0 ... _5), as above.
+inline float activation_gradient(int activation, float slope, float x, float y, float grad) {
+    switch (activation) {
+    case 1: return y <= 0.0f ? 0.0f : grad;
+    case 2: return x > 0.0f ? grad : grad * slope;
+    case 3: return grad * (1.0f - y) * y;
+    case 4: return grad * (1.0f - y * y);
+    case 5: {
+        const float z = exp(x);
+        return x > 20.0f ? grad : grad * z / (z + 1.0f);
+    }
+    default: return grad;
+    }
 }
 
-// gradInput (+)= gradOutput * activation'(input or output), as PyTorch computes each.
-__kernel void activation_backward(int activation, float slope, __global const float *x, int x_off,
-                                  __global const float *y, int y_off, __global const float *g, int g_off,
-                                  __global float *gi, int gi_off, int accumulate, int n) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const float grad = g[g_off + i];
-    float result;
-    switch (activation) {
-    case 1: result = y[y_off + i] <= 0.0f ? 0.0f : grad; break;
-    case 2: result = x[x_off + i] > 0.0f ? grad : grad * slope; break;
-    case 3: { const float out = y[y_off + i]; result = grad * (1.0f - out) * out; break; }
-    case 4: { const float out = y[y_off + i]; result = grad * (1.0f - out * out); break; }
-    case 5: {
-        const float v = x[x_off + i];
-        const float z = exp(v);
-        result = v > 20.0f ? grad : grad * z / (z + 1.0f);
-        break;
+#define ACTIVATION_BACKWARD(code)                                                                              \
+    __kernel void activation_backward_##code(float slope, __global const float *x, int x_off,                  \
+                                             __global const float *y, int y_off, __global const float *g,      \
+                                             int g_off, __global float *gi, int gi_off, int accumulate, int n) { \
+        const int i = get_global_id(0);                                                                        \
+        if (i >= n) return;                                                                                    \
+        /* Only what the activation's derivative reads. */                                                     \
+        const float xv = (code == 2 || code == 5) ? x[x_off + i] : 0.0f;                                       \
+        const float yv = (code == 1 || code == 3 || code == 4) ? y[y_off + i] : 0.0f;                          \
+        float result = activation_gradient(code, slope, xv, yv, g[g_off + i]);                                 \
+        if (accumulate) result += gi[gi_off + i];                                                              \
+        gi[gi_off + i] = result;                                                                               \
     }
-    default: result = grad;
-    }
-    if (accumulate) result += gi[gi_off + i];
-    gi[gi_off + i] = result;
-}
+ACTIVATION_BACKWARD(0)
+ACTIVATION_BACKWARD(1)
+ACTIVATION_BACKWARD(2)
+ACTIVATION_BACKWARD(3)
+ACTIVATION_BACKWARD(4)
+ACTIVATION_BACKWARD(5)
 
 // Parameterisations: 0 log-variance (std = exp(p / 2)), 1 log-std (exp(p)), 2 std (p).
 inline float standard_deviation(float p, int parameterization) {

@@ -27,12 +27,33 @@ __kernel void channel_sum(__global const float *x, int x_off, int batch, int cha
     const int c = get_group_id(0);
     const int count = batch * spatial;
     acc_t total = 0;
-    for (int e = get_local_id(0); e < count; e += REDUCE_WG) {
-        const int n = e / spatial, s = e % spatial;
+    // (n, s) of e = lid, lid + REDUCE_WG, ... stepped rather than divided per element.
+    const int lid = get_local_id(0);
+    int n = lid / spatial, s = lid % spatial;
+    const int dn = REDUCE_WG / spatial, ds = REDUCE_WG % spatial;
+    for (int e = lid; e < count; e += REDUCE_WG) {
         total += x[x_off + (n * channels + c) * spatial + s];
+        s += ds;
+        n += dn;
+        if (s >= spatial) {
+            s -= spatial;
+            ++n;
+        }
     }
     total = group_sum(total, scratch);
     if (get_local_id(0) == 0) out[out_off + c] = (accumulate ? out[out_off + c] : 0.0f) + (float)total;
+}
+
+// channel_sum for spatial 1 (Linear layers' bias gradients): one work-item per channel adds
+// its column of the batch in order, in acc_t; neighbouring work-items read neighbouring
+// floats. (A work-group per channel would spend its time in the reduction tree.)
+__kernel void channel_sum_columns(__global const float *x, int x_off, int batch, int channels,
+                                  __global float *out, int out_off, int accumulate) {
+    const int c = get_global_id(0);
+    if (c >= channels) return;
+    acc_t total = 0;
+    for (int n = 0; n < batch; ++n) total += x[x_off + n * channels + c];
+    out[out_off + c] = (accumulate ? out[out_off + c] : 0.0f) + (float)total;
 }
 
 // indices[r] = the codebook row nearest to input row r (squared distance; ties: lowest index).

@@ -25,6 +25,43 @@ public enum Peak {
 
     static let chains = 12
 
+    /// Memory bandwidth the memory-bound ops are stated against: `y = a * x + y` over two
+    /// 32 MiB vectors (together twice this machine's 32 MiB L3, so DRAM-bound), split over `threads`, counting
+    /// the 12 bytes each element moves; the best of five passes. Ops on data that fits in
+    /// cache can exceed it (a share above 100%).
+    public static func measuredGBPS(threads: Int) -> Double {
+        let count = 8 << 20
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { x.deallocate(); y.deallocate() }
+        x.initialize(repeating: 1, count: count)
+        y.initialize(repeating: 2, count: count)
+        let box = SendablePointers(x: x, y: y)
+        let clock = ContinuousClock()
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let start = clock.now
+            DispatchQueue.concurrentPerform(iterations: threads) { thread in
+                let begin = count / threads * thread, end = thread == threads - 1 ? count : count / threads * (thread + 1)
+                var i = begin
+                while i + 16 <= end {
+                    let xv = UnsafeRawPointer(box.x + i).loadUnaligned(as: SIMD16<Float>.self)
+                    let yv = UnsafeRawPointer(box.y + i).loadUnaligned(as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(box.y + i).storeBytes(of: yv.addingProduct(xv, 0.5), as: SIMD16<Float>.self)
+                    i += 16
+                }
+            }
+            best = min(best, Timing.seconds(clock.now - start))
+        }
+        blackHole(y[count / 2])
+        return Double(count * 12) / best / 1e9
+    }
+
+    struct SendablePointers: @unchecked Sendable {
+        let x: UnsafeMutablePointer<Float>
+        let y: UnsafeMutablePointer<Float>
+    }
+
     /// Twelve independent FMA chains: enough to cover FMA latency on two pipes.
     @inline(never)
     static func fmaChains(iterations: Int, seed: Float) -> Float {

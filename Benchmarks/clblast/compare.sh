@@ -14,7 +14,7 @@ cc -O2 -o "$out/sgemm_clblast" Benchmarks/clblast/sgemm_clblast.c -lclblast -lOp
 scratch="${LATENT_SCRATCH_PATH:-.build}"
 swift build -c release --scratch-path "$scratch" --product latent >/dev/null
 for round in $(seq 1 "$rounds"); do
-    "$scratch/release/latent" bench ops --backend opencl --device "$device" --json > "$out/latent-$round.json"
+    "$scratch/release/latent" bench ops --backend opencl --device "$device" --group sgemm --json > "$out/latent-$round.json"
     "$out/sgemm_clblast" "$device" 256 512 1024 2048 > "$out/clblast-$round.json"
 done
 python3 - "$out" "$rounds" <<'PY'

@@ -206,12 +206,12 @@ extension CPUBackend {
         for (name, view) in perChannel { try CPUCheck.count(view, channels, name, op) }
     }
 
-    /// Two per-channel float arrays for the affine map, freed when `body` returns.
+    /// Two per-channel float arrays for the affine map, from the scratch pool (no allocation per step).
     private func withChannelScratch(_ channels: Int,
                                     _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) throws -> Void) throws {
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * channels)
-        defer { scratch.deallocate() }
-        scratch.initialize(repeating: 0, count: 2 * channels)
+        let scratch = ScratchPool.shared.take(2 * channels)
+        defer { ScratchPool.shared.give(scratch) }
+        scratch.update(repeating: 0, count: 2 * channels)
         try body(scratch, scratch + channels)
     }
 

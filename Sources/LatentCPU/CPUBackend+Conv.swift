@@ -1,6 +1,7 @@
 import LatentCore
 
-/// Convolution as im2col + GEMM. Images are processed in groups whose columns sit side by
+/// Convolution as im2col + GEMM, for batches below 16 (`CPUConvBatchInner.swift` takes the
+/// rest; `ConvolutionPath` forces either). Images are processed in groups whose columns sit side by
 /// side in one matrix (K = Cin * kH * kW rows, group * Ho * Wo columns), so that small
 /// feature maps (7x7) still give the GEMM a wide enough matrix. With at least as many
 /// groups as threads, each thread takes whole groups with a single-threaded GEMM and its
@@ -17,6 +18,10 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, geometry.outChannels, "bias", op) }
         let x = try input.cpuPointer(), w = try weight.cpuPointer(), y = try output.cpuPointer()
         let b = try bias?.cpuPointer()
+        if usesBatchInner(geometry) {
+            batchInnerForward(geometry, x: x, w: w, bias: b.map { UnsafePointer($0) }, y: y)
+            return
+        }
         let plan = ConvPlan(geometry, threads: parallel.threadCount)
         let g = geometry, P = plan.columns, K = plan.rows
 
@@ -67,6 +72,10 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, geometry.inChannels, "bias", op) }
         let dy = try gradOutput.cpuPointer(), w = try weight.cpuPointer(), dx = try gradInput.cpuPointer()
         let b = try bias?.cpuPointer()
+        if usesBatchInner(geometry) {
+            batchInnerBackwardData(geometry, dy: dy, w: w, bias: b.map { UnsafePointer($0) }, dx: dx, accumulate: accumulate)
+            return
+        }
         let plan = ConvPlan(geometry, threads: parallel.threadCount)
         let g = geometry, P = plan.columns, K = plan.rows
         let imageSize = g.inChannels * g.inHeight * g.inWidth
@@ -120,15 +129,23 @@ extension CPUBackend {
         try CPUCheck.count(gradOutput, geometry.outputCount, "gradOutput", op)
         try CPUCheck.count(gradWeight, geometry.weightCount, "gradWeight", op)
         let x = try input.cpuPointer(), dy = try gradOutput.cpuPointer(), dw = try gradWeight.cpuPointer()
+        if usesBatchInner(geometry) {
+            if geometry.inChannels == 1 {
+                singleChannelBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
+            } else {
+                batchInnerBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
+            }
+            return
+        }
         let plan = ConvPlan(geometry, threads: parallel.threadCount)
         let g = geometry, P = plan.columns, K = plan.rows
         let weightCount = g.weightCount
 
         // Per-thread partial gradients when threads take whole groups; one running sum otherwise.
         let partialCount = plan.threadsOverGroups ? plan.chunks : 0
-        let partials = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, partialCount * weightCount))
-        defer { partials.deallocate() }
-        partials.initialize(repeating: 0, count: Swift.max(1, partialCount * weightCount))
+        let partials = ScratchPool.shared.take(Swift.max(1, partialCount * weightCount))
+        defer { ScratchPool.shared.give(partials) }
+        partials.update(repeating: 0, count: Swift.max(1, partialCount * weightCount))
         var startedDirect = false
 
         runGroups(plan) { first, size, gemmThreads, scratch, chunk in
@@ -196,8 +213,8 @@ extension CPUBackend {
             parallel.forEachChunk(work: Int.max / 2, minimumWorkPerThread: 1) { chunk, chunks in
                 let range = CPUParallel.range(chunk, of: chunks, count: groups)
                 guard !range.isEmpty else { return }
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: plan.scratchCount)
-                defer { scratch.deallocate() }
+                let scratch = ScratchPool.shared.take(plan.scratchCount)
+                defer { ScratchPool.shared.give(scratch) }
                 for group in range {
                     let first = group * plan.groupSize
                     body(first, Swift.min(plan.groupSize, plan.geometry.batch - first), single, scratch, chunk)
@@ -205,8 +222,8 @@ extension CPUBackend {
             }
             return
         }
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: plan.scratchCount)
-        defer { scratch.deallocate() }
+        let scratch = ScratchPool.shared.take(plan.scratchCount)
+        defer { ScratchPool.shared.give(scratch) }
         for group in 0..<groups {
             let first = group * plan.groupSize
             body(first, Swift.min(plan.groupSize, plan.geometry.batch - first), parallel, scratch, 0)
@@ -360,8 +377,7 @@ private func gather(_ row: UnsafeMutablePointer<Float>, from start: Int, stride:
     if stride == 2 {
         // Even lanes of 32 consecutive floats, while those 32 stay inside the row.
         while i + 16 <= count && start + 2 * i + 32 <= rowLength {
-            let pair = SIMD32<Float>(lowHalf: Vec.load(row + start + 2 * i), highHalf: Vec.load(row + start + 2 * i + 16))
-            pair.evenHalf.store(destination + i)
+            Tile16.unzip(Vec.load(row + start + 2 * i), Vec.load(row + start + 2 * i + 16)).0.store(destination + i)
             i += 16
         }
     }
@@ -385,10 +401,15 @@ private func scatterAdd(_ source: UnsafeMutablePointer<Float>, count: Int, into 
     if stride == 2 {
         while i + 16 <= count && start + 2 * i + 32 <= rowLength {
             let base = row + start + 2 * i
-            var pair = SIMD32<Float>(lowHalf: Vec.load(base), highHalf: Vec.load(base + 16))
-            pair.evenHalf += Vec.load(source + i)
-            pair.lowHalf.store(base)
-            pair.highHalf.store(base + 16)
+            // Even lanes of the 32 floats at base get source[i ..< i + 16] added.
+            let low = Vec.load(base), high = Vec.load(base + 16), add = Vec.load(source + i)
+            let zero = Vec()
+            let spreadLow = Vec(add[0], zero[0], add[1], zero[0], add[2], zero[0], add[3], zero[0],
+                                add[4], zero[0], add[5], zero[0], add[6], zero[0], add[7], zero[0])
+            let spreadHigh = Vec(add[8], zero[0], add[9], zero[0], add[10], zero[0], add[11], zero[0],
+                                 add[12], zero[0], add[13], zero[0], add[14], zero[0], add[15], zero[0])
+            (low + spreadLow).store(base)
+            (high + spreadHigh).store(base + 16)
             i += 16
         }
     }

@@ -74,7 +74,7 @@ extension CPUBackend {
                     }
                     let expAvg = Self.lerp(Vec.load(s0 + i, lanes), grad, lerpWeight)
                     let expAvgSq = (Vec.load(s1 + i, lanes) * beta2F).addingProduct(oneMinusBeta2 * grad, grad)
-                    let denominator = VMath.sqrt(expAvgSq) / biasCorrection2Sqrt + epsF
+                    let denominator = VMath.sqrtOfNonNegative(expAvgSq) / biasCorrection2Sqrt + epsF
                     param += (negativeStepSize * expAvg) / denominator
                     expAvg.store(s0 + i, lanes)
                     expAvgSq.store(s1 + i, lanes)

@@ -211,8 +211,9 @@ extension CPUBackend {
         let p = try x.cpuPointer(), o = try output.cpuPointer()
         let count = x.count
         let chunks = Swift.max(1, parallel.threadCount)
-        var partial = [Int](repeating: 0, count: chunks)
-        partial.withUnsafeMutableBufferPointer { partial in
+        // Per-chunk counts on the stack (no heap allocation per call: the trainer counts every step).
+        let nonFinite = withUnsafeTemporaryAllocation(of: Int.self, capacity: chunks) { partial -> Int in
+            partial.initialize(repeating: 0)
             forEachChunkedRange(count: count, cost: 1) { chunk, range in
                 var acc = SIMD16<Int32>()
                 var total = 0
@@ -231,8 +232,9 @@ extension CPUBackend {
                 }
                 partial[chunk] = total + acc.wrappedSum().asInt
             }
+            return partial.reduce(0, +)
         }
-        o.pointee = Float(partial.reduce(0, +))
+        o.pointee = Float(nonFinite)
     }
 
     // input (rows, width), codebook (entries, width) -> indices (rows) as Floats
@@ -343,8 +345,9 @@ extension CPUBackend {
         guard count > 0 else { return 0 }
         let blockSize = 4096
         let blocks = (count + blockSize - 1) / blockSize
-        var partials = [Double](repeating: 0, count: blocks)
-        partials.withUnsafeMutableBufferPointer { partials in
+        // Block sums on the stack for the usual sizes (a loss: a few blocks), so a step allocates nothing.
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: blocks) { partials -> Double in
+            partials.initialize(repeating: 0)
             forEachItemRange(count: blocks, costPerItem: blockSize * cost) { blockRange in
                 for block in blockRange {
                     let start = block * blockSize, end = Swift.min(count, start + blockSize)
@@ -364,8 +367,8 @@ extension CPUBackend {
                     partials[block] = total
                 }
             }
+            return partials.reduce(0, +)
         }
-        return partials.reduce(0, +)
     }
 
     /// `forEachRange` that also passes the chunk number, for per-chunk partial results.

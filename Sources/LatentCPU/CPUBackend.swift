@@ -1,4 +1,15 @@
+import Foundation
 import LatentCore
+
+/// The CPU backend's two convolution algorithms.
+public enum ConvolutionPath: String, Sendable {
+    /// Batch-inner layout and implicit GEMM for batches of 16 and more, im2col below.
+    case automatic
+    /// im2col + GEMM, col2im for backward-data (`CPUBackend+Conv.swift`).
+    case im2col
+    /// Batch-inner layout and implicit GEMM at every batch size (`CPUConvBatchInner.swift`).
+    case batchInner = "batch-inner"
+}
 
 /// The SIMD CPU backend: every op of `Backend` in Swift SIMD types, on `threads` cores.
 /// Ops run synchronously on the calling thread (plus workers), so `synchronize` is free.
@@ -6,9 +17,13 @@ import LatentCore
 public final class CPUBackend: Backend {
     public let name = "cpu"
     public let parallel: CPUParallel
+    /// How convolutions run (see `ConvolutionPath`).
+    public let convolutionPath: ConvolutionPath
 
-    public init(threads: Int? = nil) {
+    /// `convolution` nil: `LATENT_CPU_CONV` (`im2col`, `batch-inner`), else automatic.
+    public init(threads: Int? = nil, convolution: ConvolutionPath? = nil) {
         parallel = CPUParallel(threadCount: threads ?? CPUParallel.defaultThreadCount)
+        convolutionPath = convolution ?? ProcessInfo.processInfo.environment["LATENT_CPU_CONV"].flatMap(ConvolutionPath.init(rawValue:)) ?? .automatic
     }
 
     public var deviceName: String { "\(CPUInfo.modelName), \(parallel.threadCount) thread(s), \(CPUInfo.simdDescription)" }

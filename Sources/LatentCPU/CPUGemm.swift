@@ -16,6 +16,19 @@ public enum CPUGemm {
         // op(A)[i, p] and op(B)[p, j] as (row stride, column stride) pairs.
         let (aRowStride, aColStride) = transA == .none ? (lda, 1) : (1, lda)
         let (bRowStride, bColStride) = transB == .none ? (ldb, 1) : (1, ldb)
+        if (n == 1 || m == 1) && k > 0 {
+            // Matrix-vector products (a Linear layer with one output, as a discriminator's last
+            // one, and its gradients): a 12 x 32 tile would compute 31 columns (or 11 rows) of padding.
+            if n == 1 {
+                matrixVector(rows: m, depth: k, alpha: alpha, a: a, rowStride: aRowStride, colStride: aColStride,
+                             x: b, xStride: bRowStride, beta: beta, y: c, yStride: ldc, parallel: parallel)
+            } else {
+                // C (1 x n) = op(B)^T (n x k) * op(A)^T: the same with the roles swapped.
+                matrixVector(rows: n, depth: k, alpha: alpha, a: b, rowStride: bColStride, colStride: bRowStride,
+                             x: a, xStride: aColStride, beta: beta, y: c, yStride: 1, parallel: parallel)
+            }
+            return
+        }
         let work = m * n * k
         let threads = work < parallelThreshold ? 1 : parallel.threadCount
         let splitColumns = n >= m
@@ -39,6 +52,68 @@ public enum CPUGemm {
                                     b: b, bRowStride: bRowStride, bColStride: bColStride,
                                     beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc,
                                     packedA: scratch.packedA, packedB: scratch.packedB, edgeTile: scratch.edgeTile)
+            }
+        }
+    }
+}
+
+extension CPUGemm {
+    /// `y[i * yStride] = alpha * sum_p a[i * rowStride + p * colStride] * x[p * xStride] + beta * y[i * yStride]`
+    /// for i < rows. Contiguous rows (colStride 1): one dot product per row, 16 lanes at a time;
+    /// contiguous columns (rowStride 1): y accumulates columns of A scaled by x[p]. Rows split
+    /// across threads when there are enough.
+    static func matrixVector(rows: Int, depth: Int, alpha: Float, a: UnsafePointer<Float>, rowStride: Int, colStride: Int,
+                             x: UnsafePointer<Float>, xStride: Int, beta: Float, y: UnsafeMutablePointer<Float>, yStride: Int,
+                             parallel: CPUParallel) {
+        parallel.forEachChunk(work: rows * depth, minimumWorkPerThread: 1 << 16) { chunk, chunks in
+            let mine = CPUParallel.range(chunk, of: chunks, count: rows, alignment: 16)
+            guard !mine.isEmpty else { return }
+            if colStride == 1 {
+                // Dot products; x gathered when it is strided.
+                ScratchPool.shared.with(xStride == 1 ? 16 : depth) { gathered in
+                    let v: UnsafePointer<Float>
+                    if xStride == 1 {
+                        v = x
+                    } else {
+                        for p in 0..<depth { gathered[p] = x[p * xStride] }
+                        v = UnsafePointer(gathered)
+                    }
+                    for i in mine {
+                        let row = a + i * rowStride
+                        var acc0 = Vec(), acc1 = Vec()
+                        var p = 0
+                        while p + 32 <= depth {
+                            acc0.addProduct(Vec.load(row + p), Vec.load(v + p))
+                            acc1.addProduct(Vec.load(row + p + 16), Vec.load(v + p + 16))
+                            p += 32
+                        }
+                        vectorLoop(p..<depth) { q, lanes in acc0.addProduct(Vec.load(row + q, lanes), Vec.load(v + q, lanes)) }
+                        let dot = (acc0 + acc1).sum()
+                        let target = y + i * yStride
+                        target.pointee = beta == 0 ? alpha * dot : alpha * dot + beta * target.pointee
+                    }
+                }
+                return
+            }
+            // Columns of A (rowStride 1 or general): accumulate into a contiguous copy of y's rows.
+            ScratchPool.shared.with(mine.count) { sums in
+                sums.update(repeating: 0, count: mine.count)
+                for p in 0..<depth {
+                    let scale = Vec(repeating: x[p * xStride])
+                    let column = a + p * colStride + mine.lowerBound * rowStride
+                    if rowStride == 1 {
+                        vectorLoop(0..<mine.count) { i, lanes in
+                            Vec.load(sums + i, lanes).addingProduct(scale, Vec.load(column + i, lanes)).store(sums + i, lanes)
+                        }
+                    } else {
+                        let s = x[p * xStride]
+                        for i in 0..<mine.count { sums[i] += s * column[i * rowStride] }
+                    }
+                }
+                for (index, i) in mine.enumerated() {
+                    let target = y + i * yStride
+                    target.pointee = beta == 0 ? alpha * sums[index] : alpha * sums[index] + beta * target.pointee
+                }
             }
         }
     }
@@ -152,6 +227,9 @@ enum PackedGEMM {
                     target.storeBytes(of: source.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
                     target.storeBytes(of: source.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self), toByteOffset: 64, as: SIMD16<Float>.self)
                 }
+            } else if rowStride == 1 && panelCols == nr {
+                // Transposed B (a Linear layer's weight): 16 x 16 register transposes.
+                packTransposedPanel(depth: depth, b: base, colStride: colStride, into: out)
             } else {
                 for p in 0..<depth {
                     for j in 0..<nr {
@@ -161,6 +239,24 @@ enum PackedGEMM {
             }
             out += nr * depth
             panelStart += nr
+        }
+    }
+
+    /// One full NR-column panel of B stored transposed (element (p, j) at `b[p + j * colStride]`):
+    /// 16 depths at a time, two 16 x 16 transposes per 16 x 32 block; the depth remainder scalar.
+    @inline(__always)
+    static func packTransposedPanel(depth: Int, b: UnsafePointer<Float>, colStride: Int, into out: UnsafeMutablePointer<Float>) {
+        var p = 0
+        while p + 16 <= depth {
+            for half in 0..<2 {
+                let first = b + half * 16 * colStride + p, target = out + p * nr + half * 16
+                Tile16 { t in Vec.load(first + t * colStride) }.transposed().forEachRow { i, row in row.store(target + i * nr) }
+            }
+            p += 16
+        }
+        while p < depth {
+            for j in 0..<nr { out[p * nr + j] = b[p + j * colStride] }
+            p += 1
         }
     }
 
@@ -217,6 +313,70 @@ enum PackedGEMM {
                     ic += mc
                 }
                 pc += kc
+            }
+            jc += nc
+        }
+    }
+
+    /// The loop nest of `multiply` with the packing left to the caller:
+    /// `packA(i0, rows, p0, depth, into)` packs rows `i0..<i0+rows` and depth `p0..<p0+depth` of
+    /// A into MR-row panels (as `packA` does, missing rows zero); `packB(p0, depth, j0, cols,
+    /// into)` packs depth x columns `j0..<j0+cols` of B into NR-column panels (as `packB`).
+    /// C (m x n, row stride ldc) = A * B + beta * C, on the calling thread, depth blocks of `kc`.
+    /// Packing buffers come from `ScratchPool`.
+    static func multiplyCustom(m: Int, n: Int, k: Int, kc: Int,
+                               packA: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                               packB: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        let depthBlock = Swift.max(1, kc)
+        let widest = (Swift.min(n, nc) + nr - 1) / nr * nr
+        let pool = ScratchPool.shared
+        let packedA = pool.take(mc * depthBlock), packedB = pool.take(depthBlock * widest), edgeTile = pool.take(mr * nr)
+        defer { pool.give(packedA); pool.give(packedB); pool.give(edgeTile) }
+        var jc = 0
+        while jc < n {
+            let blockCols = Swift.min(nc, n - jc)
+            var pc = 0
+            while pc < k {
+                let depth = Swift.min(depthBlock, k - pc)
+                let blockBeta: Float = pc == 0 ? beta : 1
+                packB(pc, depth, jc, blockCols, packedB)
+                var ic = 0
+                while ic < m {
+                    let blockRows = Swift.min(mc, m - ic)
+                    packA(ic, blockRows, pc, depth, packedA)
+                    var jr = 0
+                    while jr < blockCols {
+                        let tileCols = Swift.min(nr, blockCols - jr)
+                        let bPanel = packedB + jr * depth
+                        var ir = 0
+                        while ir < blockRows {
+                            let tileRows = Swift.min(mr, blockRows - ir)
+                            let aPanel = packedA + ir * depth
+                            let cTile = c + (ic + ir) * ldc + jc + jr
+                            if tileRows == mr && tileCols == nr {
+                                microKernel(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: 1, beta: blockBeta)
+                            } else {
+                                microKernel(depth: depth, a: aPanel, b: bPanel, c: edgeTile, ldc: nr, alpha: 1, beta: 0)
+                                for r in 0..<tileRows {
+                                    for j in 0..<tileCols {
+                                        let value = edgeTile[r * nr + j]
+                                        cTile[r * ldc + j] = blockBeta == 0 ? value : value + blockBeta * cTile[r * ldc + j]
+                                    }
+                                }
+                            }
+                            ir += mr
+                        }
+                        jr += nr
+                    }
+                    ic += mc
+                }
+                pc += depth
             }
             jc += nc
         }

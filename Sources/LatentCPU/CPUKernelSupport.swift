@@ -113,6 +113,121 @@ func vectorLoop(_ range: Range<Int>, _ body: (_ index: Int, _ lanes: Int) -> Voi
     if index < end { body(index, end - index) }
 }
 
+/// A 16 x 16 float matrix held as 16 row vectors in named fields (so that, inlined, it lives
+/// in registers), with its transpose: four rounds of splitting row pairs into even and odd
+/// lanes, each a rotation of the (row, column) index bits by one.
+struct Tile16 {
+    var r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15: Vec
+
+    /// Rows `row(0) ... row(15)`.
+    @inline(__always)
+    init(_ row: (Int) -> Vec) {
+        r0 = row(0)
+        r1 = row(1)
+        r2 = row(2)
+        r3 = row(3)
+        r4 = row(4)
+        r5 = row(5)
+        r6 = row(6)
+        r7 = row(7)
+        r8 = row(8)
+        r9 = row(9)
+        r10 = row(10)
+        r11 = row(11)
+        r12 = row(12)
+        r13 = row(13)
+        r14 = row(14)
+        r15 = row(15)
+    }
+
+    @inline(__always)
+    init(_ r0: Vec, _ r1: Vec, _ r2: Vec, _ r3: Vec, _ r4: Vec, _ r5: Vec, _ r6: Vec, _ r7: Vec, _ r8: Vec, _ r9: Vec, _ r10: Vec, _ r11: Vec, _ r12: Vec, _ r13: Vec, _ r14: Vec, _ r15: Vec) {
+        self.r0 = r0
+        self.r1 = r1
+        self.r2 = r2
+        self.r3 = r3
+        self.r4 = r4
+        self.r5 = r5
+        self.r6 = r6
+        self.r7 = r7
+        self.r8 = r8
+        self.r9 = r9
+        self.r10 = r10
+        self.r11 = r11
+        self.r12 = r12
+        self.r13 = r13
+        self.r14 = r14
+        self.r15 = r15
+    }
+
+    /// Calls `body(i, row i)` for every row.
+    @inline(__always)
+    func forEachRow(_ body: (Int, Vec) -> Void) {
+        body(0, r0)
+        body(1, r1)
+        body(2, r2)
+        body(3, r3)
+        body(4, r4)
+        body(5, r5)
+        body(6, r6)
+        body(7, r7)
+        body(8, r8)
+        body(9, r9)
+        body(10, r10)
+        body(11, r11)
+        body(12, r12)
+        body(13, r13)
+        body(14, r14)
+        body(15, r15)
+    }
+
+    /// The even and the odd lanes of `a` followed by `b`. Written lane by lane, which LLVM turns
+    /// into one vpermi2ps each; `SIMD32.evenHalf` is not inlined across modules and runs a
+    /// scalar loop.
+    @inline(__always)
+    static func unzip(_ a: Vec, _ b: Vec) -> (Vec, Vec) {
+        (Vec(a[0], a[2], a[4], a[6], a[8], a[10], a[12], a[14], b[0], b[2], b[4], b[6], b[8], b[10], b[12], b[14]),
+         Vec(a[1], a[3], a[5], a[7], a[9], a[11], a[13], a[15], b[1], b[3], b[5], b[7], b[9], b[11], b[13], b[15]))
+    }
+
+    @inline(__always)
+    func transposed() -> Tile16 {
+        let (s0_0, s0_8) = Tile16.unzip(r0, r1)
+        let (s0_1, s0_9) = Tile16.unzip(r2, r3)
+        let (s0_2, s0_10) = Tile16.unzip(r4, r5)
+        let (s0_3, s0_11) = Tile16.unzip(r6, r7)
+        let (s0_4, s0_12) = Tile16.unzip(r8, r9)
+        let (s0_5, s0_13) = Tile16.unzip(r10, r11)
+        let (s0_6, s0_14) = Tile16.unzip(r12, r13)
+        let (s0_7, s0_15) = Tile16.unzip(r14, r15)
+        let (s1_0, s1_8) = Tile16.unzip(s0_0, s0_1)
+        let (s1_1, s1_9) = Tile16.unzip(s0_2, s0_3)
+        let (s1_2, s1_10) = Tile16.unzip(s0_4, s0_5)
+        let (s1_3, s1_11) = Tile16.unzip(s0_6, s0_7)
+        let (s1_4, s1_12) = Tile16.unzip(s0_8, s0_9)
+        let (s1_5, s1_13) = Tile16.unzip(s0_10, s0_11)
+        let (s1_6, s1_14) = Tile16.unzip(s0_12, s0_13)
+        let (s1_7, s1_15) = Tile16.unzip(s0_14, s0_15)
+        let (s2_0, s2_8) = Tile16.unzip(s1_0, s1_1)
+        let (s2_1, s2_9) = Tile16.unzip(s1_2, s1_3)
+        let (s2_2, s2_10) = Tile16.unzip(s1_4, s1_5)
+        let (s2_3, s2_11) = Tile16.unzip(s1_6, s1_7)
+        let (s2_4, s2_12) = Tile16.unzip(s1_8, s1_9)
+        let (s2_5, s2_13) = Tile16.unzip(s1_10, s1_11)
+        let (s2_6, s2_14) = Tile16.unzip(s1_12, s1_13)
+        let (s2_7, s2_15) = Tile16.unzip(s1_14, s1_15)
+        let (s3_0, s3_8) = Tile16.unzip(s2_0, s2_1)
+        let (s3_1, s3_9) = Tile16.unzip(s2_2, s2_3)
+        let (s3_2, s3_10) = Tile16.unzip(s2_4, s2_5)
+        let (s3_3, s3_11) = Tile16.unzip(s2_6, s2_7)
+        let (s3_4, s3_12) = Tile16.unzip(s2_8, s2_9)
+        let (s3_5, s3_13) = Tile16.unzip(s2_10, s2_11)
+        let (s3_6, s3_14) = Tile16.unzip(s2_12, s2_13)
+        let (s3_7, s3_15) = Tile16.unzip(s2_14, s2_15)
+        return Tile16(s3_0, s3_1, s3_2, s3_3, s3_4, s3_5, s3_6, s3_7, s3_8, s3_9, s3_10, s3_11, s3_12, s3_13, s3_14, s3_15)
+    }
+}
+
 // MARK: Vector math
 
 /// Float-only vector versions of exp, log, log1p and tanh (Cephes polynomials, about 1 ulp):
@@ -132,6 +247,16 @@ enum VMath {
         for lane in 0..<16 { root[lane] = x[lane].magnitude.squareRoot() }
         root = root.replacing(with: .nan, where: x .< 0)
         return root.replacing(with: x, where: x .== 0)
+    }
+
+    /// `sqrt` for inputs known to be >= 0 or NaN (second moments): the same results (a -0
+    /// gives +0, which nothing downstream can tell apart), without the two selects, whose
+    /// masks LLVM splits into 128-bit pieces (Adam ran at half speed on them).
+    @inline(__always)
+    static func sqrtOfNonNegative(_ x: Vec) -> Vec {
+        var root = Vec()
+        for lane in 0..<16 { root[lane] = x[lane].magnitude.squareRoot() }
+        return root
     }
 
     @inline(__always)

@@ -2,9 +2,9 @@ import CLatentSupport
 import Dispatch
 import Foundation
 
-/// Splits work across the CPU backend's threads. Work below `minimumWorkPerThread` stays
-/// on the calling thread: waking a second core costs a few microseconds, more than a
-/// small op takes.
+/// Splits work across the CPU backend's threads (the calling thread and `CPUWorkerPool`'s
+/// workers). Work below `minimumWorkPerThread` stays on the calling thread: handing work to
+/// a second core costs a few microseconds, more than a small op takes.
 public struct CPUParallel: Sendable {
     public let threadCount: Int
 
@@ -37,6 +37,8 @@ public struct CPUParallel: Sendable {
         }
         withoutActuallyEscaping(body) { escapable in
             let box = UnsafeSendableClosure(escapable)
+            // The spinning workers (see CPUWorkerPool); Dispatch when they are taken or too few.
+            if #available(macOS 15.0, *), CPUWorkerPool.shared.run(chunkCount: chunks, box) { return }
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 latent_enable_flush_to_zero()
                 box.closure(chunk, chunks)

@@ -136,6 +136,102 @@ public struct ScatterChart: Sendable {
     }
 }
 
+/// A grouped bar chart for benchmark tables: one group of bars per category (models), one
+/// bar per series (backends) with its value printed above it, and optional horizontal
+/// reference lines (a ratio of 1, a target), drawn by Latent itself into an RGB image.
+public struct BarChart: Sendable {
+    public struct Series: Sendable {
+        public var name: String
+        /// One value per category; a non-finite value leaves its bar out.
+        public var values: [Double]
+
+        public init(name: String, values: [Double]) {
+            self.name = name
+            self.values = values
+        }
+    }
+
+    public struct ReferenceLine: Sendable {
+        public var value: Double
+        public var label: String
+
+        public init(value: Double, label: String) {
+            self.value = value
+            self.label = label
+        }
+    }
+
+    public var title: String
+    public var yLabel: String
+    public var categories: [String]
+    public var series: [Series]
+    public var referenceLines: [ReferenceLine]
+    /// How a bar's value is printed above it.
+    public var valueFormat: String
+    public var width = 900
+    public var height = 520
+
+    public init(title: String, yLabel: String, categories: [String], series: [Series],
+                referenceLines: [ReferenceLine] = [], valueFormat: String = "%.2f") {
+        precondition(series.allSatisfy { $0.values.count == categories.count }, "every series needs one value per category")
+        self.title = title
+        self.yLabel = yLabel
+        self.categories = categories
+        self.series = series
+        self.referenceLines = referenceLines
+        self.valueFormat = valueFormat
+    }
+
+    public func render() -> RasterImage {
+        // Bars start at zero; the top leaves room for the value labels.
+        let values = series.flatMap(\.values).filter(\.isFinite) + referenceLines.map(\.value)
+        let high = (values.max() ?? 1) * 1.12
+        let low = Swift.min(0, values.min() ?? 0)
+        // Room right of the plot for the legend (several series) and the reference lines' labels.
+        let legendWidth = series.count > 1 ? ChartLayout.legendWidth(names: series.map(\.name), lineSwatch: false) + 16 : 0
+        let labelWidth = (referenceLines.map { BitmapFont.width(of: $0.label, scale: ChartLayout.textScale) }.max() ?? -12) + 12
+        let outsideWidth = Swift.max(legendWidth, labelWidth)
+        let layout = ChartLayout(width: width, height: height, title: title, xLabel: "", yLabel: yLabel,
+                                 xRange: (0, Double(categories.count)), yRange: (low, high > low ? high : low + 1),
+                                 integerX: false, legendOutsideWidth: outsideWidth, xCategories: categories)
+        var canvas = Canvas(width: width, height: height)
+        layout.drawFrame(on: &canvas)
+        let plot = layout.plotRectangle
+        let zeroY = layout.pixel(x: 0, y: 0).y
+
+        // Within a category: 70% of its width for the bars, side by side.
+        let groupWidth = Double(plot.width) / Double(Swift.max(1, categories.count))
+        let barWidth = groupWidth * 0.7 / Double(Swift.max(1, series.count))
+        for (seriesIndex, bars) in series.enumerated() {
+            let color = RGBColor.categorical[seriesIndex % RGBColor.categorical.count]
+            for (category, value) in bars.values.enumerated() where value.isFinite {
+                let left = Double(plot.x) + groupWidth * (Double(category) + 0.15) + barWidth * Double(seriesIndex)
+                let top = layout.pixel(x: 0, y: value).y
+                let x = Int(left.rounded()), w = Swift.max(1, Int((left + barWidth).rounded()) - x - 2)
+                let y = Int(Swift.min(top, zeroY).rounded()), h = Swift.max(1, Int(abs(zeroY - top).rounded()))
+                canvas.fillRectangle(x: x, y: y, width: w, height: h, color: color)
+                let label = String(format: valueFormat, value)
+                let scale = BitmapFont.width(of: label, scale: 2) <= w + 10 ? 2 : 1
+                canvas.drawText(label, x: x + w / 2, y: y - 5 - BitmapFont.ascent * scale, scale: scale,
+                                color: ChartLayout.textColor, anchor: .topCenter)
+            }
+        }
+        // Reference lines over the bars, each labelled right of the plot at its height.
+        for line in referenceLines {
+            let y = Int(layout.pixel(x: 0, y: line.value).y.rounded())
+            canvas.fillRectangle(x: plot.x + 1, y: y, width: plot.width - 1, height: 2, color: RGBColor(hex: 0x555555))
+            canvas.drawText(line.label, x: plot.x + plot.width + 10, y: y + 1, scale: ChartLayout.textScale,
+                            color: RGBColor(hex: 0x333333), anchor: .middleLeft)
+        }
+        if series.count > 1 {
+            layout.drawLegendOutside(entries: series.enumerated().map {
+                ($0.element.name, RGBColor.categorical[$0.offset % RGBColor.categorical.count])
+            }, on: &canvas)
+        }
+        return canvas.image
+    }
+}
+
 /// Axes, ticks, titles and legends shared by the charts.
 struct ChartLayout {
     static let textScale = 2
@@ -160,8 +256,14 @@ struct ChartLayout {
         var labels: [String]
     }
 
+    /// Category names along x (bar charts): category i is centred at x = i + 0.5, the x range
+    /// is (0, count), and x has tick marks and labels but no grid lines. Empty for numeric x.
+    let xCategories: [String]
+
     init(width: Int, height: Int, title: String, xLabel: String, yLabel: String,
-         xRange: (Double, Double), yRange: (Double, Double), integerX: Bool, legendOutsideWidth: Int) {
+         xRange: (Double, Double), yRange: (Double, Double), integerX: Bool, legendOutsideWidth: Int,
+         xCategories: [String] = []) {
+        self.xCategories = xCategories
         self.width = width
         self.height = height
         self.title = title
@@ -181,8 +283,13 @@ struct ChartLayout {
         let right = 24 + legendOutsideWidth
         let plotWidth = max(10, width - left - right)
         var x = Axis(low: xRange.0, high: xRange.1, ticks: [], labels: [])
-        (x.ticks, x.labels) = ChartLayout.ticks(low: xRange.0, high: xRange.1,
-                                                 targetCount: max(2, plotWidth / 90), integerOnly: integerX)
+        if xCategories.isEmpty {
+            (x.ticks, x.labels) = ChartLayout.ticks(low: xRange.0, high: xRange.1,
+                                                     targetCount: max(2, plotWidth / 90), integerOnly: integerX)
+        } else {
+            x = Axis(low: 0, high: Double(xCategories.count), ticks: xCategories.indices.map { Double($0) + 0.5 },
+                     labels: xCategories)
+        }
         xAxis = x
         yAxis = y
         plotRectangle = (left, top, plotWidth, max(10, roughPlotHeight))
@@ -206,7 +313,9 @@ struct ChartLayout {
         }
         for (tick, label) in zip(xAxis.ticks, xAxis.labels) {
             let px = Int(pixel(x: tick, y: yAxis.low).x.rounded())
-            canvas.fillRectangle(x: px, y: plot.y, width: 1, height: plot.height, color: ChartLayout.gridColor)
+            if xCategories.isEmpty {
+                canvas.fillRectangle(x: px, y: plot.y, width: 1, height: plot.height, color: ChartLayout.gridColor)
+            }
             canvas.fillRectangle(x: px, y: plot.y + plot.height, width: 1, height: 7, color: ChartLayout.axisColor)
             canvas.drawText(label, x: px, y: plot.y + plot.height + 14, scale: s,
                             color: ChartLayout.textColor, anchor: .topCenter)

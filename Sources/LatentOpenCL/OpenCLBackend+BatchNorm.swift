@@ -19,7 +19,10 @@ extension OpenCLBackend {
         // PyTorch's momentum is a Python float (decimal), eps a float32 widened to double.
         let m = decimalDouble(momentum), eps = Double(epsilon)
         try withLock {
-            try enqueue(.batchnorm, "batchnorm_train", global: [channels * config.reduceGroup], local: [config.reduceGroup], [
+            // CPU-class devices: a work-item per channel (see batchnorm.cl).
+            let perChannel = config.gemm == .block
+            try enqueue(.batchnorm, perChannel ? "batchnorm_train_channels" : "batchnorm_train",
+                        global: [channels * (perChannel ? 1 : config.reduceGroup)], local: perChannel ? nil : [config.reduceGroup], [
                 .view(input), .view(output), .view(gamma), .view(beta), .view(runningMean), .view(runningVariance),
                 .view(savedMean), .view(savedInverseStd), .int(batch), .int(channels), .int(spatial),
                 .ulong(m.bitPattern), .float(Float(m)), .ulong(eps.bitPattern), .float(epsilon),
@@ -52,7 +55,9 @@ extension OpenCLBackend {
                            perChannel: [("gamma", gamma), ("savedMean", savedMean), ("savedInverseStd", savedInverseStd),
                                         ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
         try withLock {
-            try enqueue(.batchnorm, "batchnorm_backward", global: [channels * config.reduceGroup], local: [config.reduceGroup], [
+            let perChannel = config.gemm == .block
+            try enqueue(.batchnorm, perChannel ? "batchnorm_backward_channels" : "batchnorm_backward",
+                        global: [channels * (perChannel ? 1 : config.reduceGroup)], local: perChannel ? nil : [config.reduceGroup], [
                 .view(gradOutput), .view(input), .view(gamma), .view(savedMean), .view(savedInverseStd),
                 .view(gradInput), .view(gradGamma), .view(gradBeta), .int(batch), .int(channels), .int(spatial),
                 .int(accumulate ? 1 : 0),

@@ -75,9 +75,11 @@ extension OpenCLBackend {
         if let bias { try Check.count(bias, channels, "bias", op) }
         let (code, slope) = Self.activationCode(activation)
         try withLock {
-            try enqueue(.elementwise, "bias_activation", global: [input.count], [
-                .view(input), .optionalView(bias, placeholder: try placeholder()), .int(code), .float(slope),
-                .view(output), .int(channels), .int(spatial), .int(input.count),
+            let samples = input.count / plane
+            try enqueue(.elementwise, "bias_activation_\(code)",
+                        global: spatial == 1 ? [channels, 1, samples] : [spatial, channels, samples], [
+                .view(input), .optionalView(bias, placeholder: try placeholder()), .float(slope),
+                .view(output), .int(channels), .int(spatial == 1 ? 0 : spatial),
             ])
         }
     }
@@ -88,8 +90,8 @@ extension OpenCLBackend {
                             ("gradOutput", gradOutput), ("gradInput", gradInput))
         let (code, slope) = Self.activationCode(activation)
         try withLock {
-            try enqueue(.elementwise, "activation_backward", global: [input.count], [
-                .int(code), .float(slope), .view(input), .view(output), .view(gradOutput), .view(gradInput),
+            try enqueue(.elementwise, "activation_backward_\(code)", global: [input.count], [
+                .float(slope), .view(input), .view(output), .view(gradOutput), .view(gradInput),
                 .int(accumulate ? 1 : 0), .int(input.count),
             ])
         }

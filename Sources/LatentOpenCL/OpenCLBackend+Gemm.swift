@@ -134,6 +134,10 @@ extension OpenCLBackend {
         let x = try memory(of: input), w = try memory(of: weight), y = try memory(of: output)
         let plane = g.outHeight * g.outWidth, depth = g.inChannels * g.kernelHeight * g.kernelWidth
         try withLock {
+            if usesBatchInner(g) {
+                try batchInnerForward(g, input: input, weight: weight, bias: bias, output: output)
+                return
+            }
             // y (Cout, N*P) = W (Cout, Kc) * col (Kc, N*P), stored per image with the bias.
             try packedGemm(m: g.outChannels, n: g.batch * plane, k: depth, alpha: 1, beta: 0,
                            a: .matrix(w, offset: weight.offset, rowStride: depth, depthStride: 1),
@@ -160,6 +164,11 @@ extension OpenCLBackend {
         let pointwise = g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1
             && g.padHeight == 0 && g.padWidth == 0
         try withLock {
+            if usesBatchInner(g) {
+                try batchInnerBackwardData(g, gradOutput: gradOutput, weight: weight, bias: bias, gradInput: gradInput,
+                                           accumulate: accumulate)
+                return
+            }
             if pointwise {
                 // dX (Cin, N*P) = W^T dY, stored per image, plus the bias.
                 try packedGemm(m: depth, n: columns, k: g.outChannels, alpha: 1, beta: accumulate ? 1 : 0,
@@ -194,6 +203,11 @@ extension OpenCLBackend {
         let x = try memory(of: input), dy = try memory(of: gradOutput), dw = try memory(of: gradWeight)
         let plane = g.outHeight * g.outWidth, depth = g.inChannels * g.kernelHeight * g.kernelWidth
         try withLock {
+            if usesBatchInner(g) {
+                try batchInnerBackwardWeights(g, input: input, gradOutput: gradOutput, gradWeight: gradWeight,
+                                              accumulate: accumulate)
+                return
+            }
             // dW (Cout, Kc) = dY (Cout, N*P) * col^T (N*P, Kc).
             try packedGemm(m: g.outChannels, n: depth, k: g.batch * plane, alpha: 1, beta: accumulate ? 1 : 0,
                            a: .batched(dy, offset: gradOutput.offset, rows: g.outChannels, plane: plane, orientation: 1),

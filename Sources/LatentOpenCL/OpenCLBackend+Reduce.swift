@@ -40,6 +40,12 @@ extension OpenCLBackend {
         try Check.count(input, total, "input", op)
         try Check.count(output, channels, "output", op)
         try withLock {
+            if spatial == 1 {
+                try enqueue(.reduce, "channel_sum_columns", global: [channels], [
+                    .view(input), .int(batch), .int(channels), .view(output), .int(accumulate ? 1 : 0),
+                ])
+                return
+            }
             try enqueue(.reduce, "channel_sum", global: [channels * config.reduceGroup], local: [config.reduceGroup], [
                 .view(input), .int(batch), .int(channels), .int(spatial), .view(output), .int(accumulate ? 1 : 0),
             ])

@@ -52,6 +52,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     enum ScratchSlot: Hashable {
         case packA, packB, columns, partials, temporary
+        /// Batch-inner images of a convolution (OpenCLBackend+ConvBatchInner.swift).
+        case layoutIn, layoutOut
     }
 
     public var deviceName: String {

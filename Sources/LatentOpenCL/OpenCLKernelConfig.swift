@@ -13,7 +13,17 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
         case tiled
     }
 
+    /// How convolutions run: im2col panels + SGEMM (+ col2im), or the batch-inner implicit GEMM.
+    public enum ConvolutionVariant: String, Sendable, CaseIterable {
+        /// Batch-inner for batches of 16 and more on CPU-class devices (the block SGEMM), im2col otherwise.
+        case automatic
+        case im2col
+        case batchInner = "batch-inner"
+    }
+
     public var gemm: GemmVariant
+    /// `LATENT_OPENCL_CONV=im2col|batch-inner` overrides the automatic choice.
+    public var convolution: ConvolutionVariant = .automatic
     /// gemm_block: rows of C per work-item (columns are one float16).
     public var gemmRows = 8
     /// gemm_tiled: C tile per work-group, depth of a local-memory slice, work per work-item.
@@ -48,6 +58,12 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
                 throw LatentError.invalidArgument("LATENT_OPENCL_GEMM=\(value) is not one of block, tiled")
             }
             config.gemm = variant
+        }
+        if let value = environment["LATENT_OPENCL_CONV"], !value.isEmpty {
+            guard let variant = ConvolutionVariant(rawValue: value.lowercased()) else {
+                throw LatentError.invalidArgument("LATENT_OPENCL_CONV=\(value) is not one of automatic, im2col, batch-inner")
+            }
+            config.convolution = variant
         }
         if let value = environment["LATENT_OPENCL_TUNE"], !value.isEmpty {
             for item in value.split(separator: ",") {

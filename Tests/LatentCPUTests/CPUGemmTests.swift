@@ -67,6 +67,19 @@ final class CPUGemmTests: XCTestCase {
         }
     }
 
+    /// One row or one column of C: the matrix-vector path (a discriminator's last Linear and
+    /// its gradients), every transpose, strided operands, alpha and beta, threaded sizes.
+    func testMatrixVectorShapes() throws {
+        for transA in [Transpose.none, .transposed] {
+            for transB in [Transpose.none, .transposed] {
+                for (m, n, k) in [(64, 1, 6272), (1, 6272, 64), (300, 1, 513), (1, 300, 513), (1, 1, 700), (37, 1, 5), (1, 29, 3)] {
+                    try check(transA: transA, transB: transB, m: m, n: n, k: k)
+                    try check(transA: transA, transB: transB, m: m, n: n, k: k, alpha: -0.5, beta: 1.5, padding: 3, threads: 1)
+                }
+            }
+        }
+    }
+
     func testAlphaBetaAndLeadingDimensions() throws {
         try check(transA: .none, transB: .none, m: 37, n: 45, k: 29, alpha: 0.5, beta: 2, padding: 3)
         try check(transA: .transposed, transB: .transposed, m: 64, n: 64, k: 64, alpha: -1, beta: 1, padding: 5)

@@ -3,7 +3,11 @@ import LatentCore
 @testable import LatentCPU
 
 /// Convolution against direct loops, and the two backward passes as adjoints of the forward one.
+/// Every check runs on both algorithms: im2col + GEMM and the batch-inner implicit GEMM
+/// (`CPUConvBatchInner.swift`), whatever batch size each would be chosen for.
 final class ConvTests: XCTestCase {
+    static let paths: [ConvolutionPath] = [.im2col, .batchInner]
+
     /// The shapes under test: strides 1-3, padding 0-2, kernels 1-5, non-square kernels and
     /// inputs, odd channel counts, batches that fill several image groups.
     static func geometries() throws -> [ConvGeometry] {
@@ -21,6 +25,17 @@ final class ConvTests: XCTestCase {
             try ConvGeometry(batch: 24, inChannels: 8, height: 14, width: 14, outChannels: 16, kernel: 4, stride: 2, padding: 1),
             try ConvGeometry(batch: 16, inChannels: 16, height: 7, width: 7, outChannels: 32, kernel: 3, stride: 1, padding: 1),
             try ConvGeometry(batch: 32, inChannels: 16, height: 8, width: 8, outChannels: 24, kernel: 1),
+            // The batch-inner path's edges: a 16-lane tail after 32 (48), spare lanes (20), output
+            // channels that leave a partial 12-row panel (13, 7), one input channel, stride 3,
+            // kernels smaller than the stride (phases without taps).
+            try ConvGeometry(batch: 20, inChannels: 3, height: 14, width: 14, outChannels: 13, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 48, inChannels: 5, height: 7, width: 7, outChannels: 7, kernel: 3, stride: 1, padding: 1),
+            try ConvGeometry(batch: 17, inChannels: 1, height: 12, width: 12, outChannels: 8, kernel: 3, stride: 2, padding: 1),
+            try ConvGeometry(batch: 16, inChannels: 14, height: 9, width: 11, outChannels: 1, kernelHeight: 2, kernelWidth: 3,
+                             strideHeight: 3, strideWidth: 2, padHeight: 1, padWidth: 2),
+            try ConvGeometry(batch: 18, inChannels: 4, height: 9, width: 9, outChannels: 6, kernel: 1, stride: 2, padding: 0),
+            try ConvGeometry.transposed(batch: 16, inChannels: 9, height: 7, width: 7, outChannels: 2, kernel: 3, stride: 2,
+                                        padding: 1, outputPadding: 1),
         ]
     }
 
@@ -81,8 +96,8 @@ final class ConvTests: XCTestCase {
     }
 
     func testForwardMatchesDirectLoops() throws {
-        for threads in [1, 2] {
-            let f = Fixture(threads: threads)
+        for threads in [1, 2] { for path in Self.paths {
+            let f = Fixture(threads: threads, convolution: path)
             var random = TestRandom(seed: 1)
             for g in try Self.geometries() {
                 let x = random.array(g.inputCount), w = random.array(g.weightCount), b = random.array(g.outChannels)
@@ -92,15 +107,15 @@ final class ConvTests: XCTestCase {
                     try f.backend.conv2dForward(g, input: try f.buffer(x), weight: try f.buffer(w),
                                                 bias: try bias.map { try f.buffer($0) }, output: output)
                     assertClose(try f.read(output), referenceForward(g, x, w, bias), absolute: 1e-5, relative: 1e-4,
-                                "\(g) bias \(bias != nil) threads \(threads)")
+                                "\(g) bias \(bias != nil) threads \(threads) \(path)")
                 }
             }
-        }
+        } }
     }
 
     func testBackwardDataAndWeightsMatchDirectLoops() throws {
-        for threads in [1, 2] {
-            let f = Fixture(threads: threads)
+        for threads in [1, 2] { for path in Self.paths {
+            let f = Fixture(threads: threads, convolution: path)
             var random = TestRandom(seed: 2)
             for g in try Self.geometries() {
                 let x = random.array(g.inputCount), w = random.array(g.weightCount), dy = random.array(g.outputCount)
@@ -110,92 +125,98 @@ final class ConvTests: XCTestCase {
                                                  gradInput: dx, accumulate: false)
                 try f.backend.conv2dBackwardWeights(g, input: try f.buffer(x), gradOutput: try f.buffer(dy),
                                                     gradWeight: dw, accumulate: false)
-                assertClose(try f.read(dx), dxRef, absolute: 1e-5, relative: 1e-4, "dx \(g) threads \(threads)")
-                assertClose(try f.read(dw), dwRef, absolute: 1e-4, relative: 1e-4, "dw \(g) threads \(threads)")
+                assertClose(try f.read(dx), dxRef, absolute: 1e-5, relative: 1e-4, "dx \(g) threads \(threads) \(path)")
+                assertClose(try f.read(dw), dwRef, absolute: 1e-4, relative: 1e-4, "dw \(g) threads \(threads) \(path)")
             }
-        }
+        } }
     }
 
     /// <conv(x), dy> == <x, backwardData(dy)> and == <w, backwardWeights(x, dy)>.
     func testBackwardPassesAreAdjoints() throws {
-        let f = Fixture()
-        var random = TestRandom(seed: 3)
-        for g in try Self.geometries() {
-            let x = random.array(g.inputCount), w = random.array(g.weightCount), dy = random.array(g.outputCount)
-            let y = try f.zeros(g.outputCount), dx = try f.zeros(g.inputCount), dw = try f.zeros(g.weightCount)
-            try f.backend.conv2dForward(g, input: try f.buffer(x), weight: try f.buffer(w), bias: nil, output: y)
-            try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w), bias: nil,
-                                             gradInput: dx, accumulate: false)
-            try f.backend.conv2dBackwardWeights(g, input: try f.buffer(x), gradOutput: try f.buffer(dy),
-                                                gradWeight: dw, accumulate: false)
-            let forward = dot(try f.read(y), dy)
-            let scale = Swift.max(1, abs(forward))
-            XCTAssertEqual(forward, dot(x, try f.read(dx)), accuracy: 1e-4 * scale, "data adjoint \(g)")
-            XCTAssertEqual(forward, dot(w, try f.read(dw)), accuracy: 1e-4 * scale, "weight adjoint \(g)")
+        for path in Self.paths {
+            let f = Fixture(convolution: path)
+            var random = TestRandom(seed: 3)
+            for g in try Self.geometries() {
+                let x = random.array(g.inputCount), w = random.array(g.weightCount), dy = random.array(g.outputCount)
+                let y = try f.zeros(g.outputCount), dx = try f.zeros(g.inputCount), dw = try f.zeros(g.weightCount)
+                try f.backend.conv2dForward(g, input: try f.buffer(x), weight: try f.buffer(w), bias: nil, output: y)
+                try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w), bias: nil,
+                                                 gradInput: dx, accumulate: false)
+                try f.backend.conv2dBackwardWeights(g, input: try f.buffer(x), gradOutput: try f.buffer(dy),
+                                                    gradWeight: dw, accumulate: false)
+                let forward = dot(try f.read(y), dy)
+                let scale = Swift.max(1, abs(forward))
+                XCTAssertEqual(forward, dot(x, try f.read(dx)), accuracy: 1e-4 * scale, "data adjoint \(g) \(path)")
+                XCTAssertEqual(forward, dot(w, try f.read(dw)), accuracy: 1e-4 * scale, "weight adjoint \(g) \(path)")
+            }
         }
     }
 
     func testAccumulateAndTransposedBias() throws {
-        let f = Fixture()
-        var random = TestRandom(seed: 4)
-        for g in try Self.geometries() {
-            let w = random.array(g.weightCount), dy = random.array(g.outputCount), x = random.array(g.inputCount)
-            let bias = random.array(g.inChannels)
-            let existing = random.array(g.inputCount), existingW = random.array(g.weightCount)
-            let (dxRef, dwRef) = referenceBackward(g, x, w, dy)
-            let plane = g.inHeight * g.inWidth
-            let withBias = dxRef.indices.map { dxRef[$0] + bias[($0 / plane) % g.inChannels] }
+        for path in Self.paths {
+            let f = Fixture(convolution: path)
+            var random = TestRandom(seed: 4)
+            for g in try Self.geometries() {
+                let w = random.array(g.weightCount), dy = random.array(g.outputCount), x = random.array(g.inputCount)
+                let bias = random.array(g.inChannels)
+                let existing = random.array(g.inputCount), existingW = random.array(g.weightCount)
+                let (dxRef, dwRef) = referenceBackward(g, x, w, dy)
+                let plane = g.inHeight * g.inWidth
+                let withBias = dxRef.indices.map { dxRef[$0] + bias[($0 / plane) % g.inChannels] }
 
-            // Transposed convolution's forward: overwrite, bias per input channel.
-            let dx = try f.buffer(existing)
-            try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w),
-                                             bias: try f.buffer(bias), gradInput: dx, accumulate: false)
-            assertClose(try f.read(dx), withBias, absolute: 1e-5, relative: 1e-4, "bias \(g)")
+                // Transposed convolution's forward: overwrite, bias per input channel.
+                let dx = try f.buffer(existing)
+                try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w),
+                                                 bias: try f.buffer(bias), gradInput: dx, accumulate: false)
+                assertClose(try f.read(dx), withBias, absolute: 1e-5, relative: 1e-4, "bias \(g)")
 
-            // Accumulating adds onto what was there, bias included.
-            let dxAccumulated = try f.buffer(existing)
-            try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w),
-                                             bias: try f.buffer(bias), gradInput: dxAccumulated, accumulate: true)
-            assertClose(try f.read(dxAccumulated), zip(existing, withBias).map { $0 + $1 }, absolute: 1e-5, relative: 1e-4,
-                        "accumulate dx \(g)")
+                // Accumulating adds onto what was there, bias included.
+                let dxAccumulated = try f.buffer(existing)
+                try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w),
+                                                 bias: try f.buffer(bias), gradInput: dxAccumulated, accumulate: true)
+                assertClose(try f.read(dxAccumulated), zip(existing, withBias).map { $0 + $1 }, absolute: 1e-5, relative: 1e-4,
+                            "accumulate dx \(g)")
 
-            let dw = try f.buffer(existingW)
-            try f.backend.conv2dBackwardWeights(g, input: try f.buffer(x), gradOutput: try f.buffer(dy),
-                                                gradWeight: dw, accumulate: true)
-            assertClose(try f.read(dw), zip(existingW, dwRef).map { $0 + $1 }, absolute: 1e-4, relative: 1e-4,
-                        "accumulate dw \(g)")
+                let dw = try f.buffer(existingW)
+                try f.backend.conv2dBackwardWeights(g, input: try f.buffer(x), gradOutput: try f.buffer(dy),
+                                                    gradWeight: dw, accumulate: true)
+                assertClose(try f.read(dw), zip(existingW, dwRef).map { $0 + $1 }, absolute: 1e-4, relative: 1e-4,
+                            "accumulate dw \(g) \(path)")
+            }
         }
     }
 
     /// A transposed convolution built from `ConvGeometry.transposed` against a direct
     /// ConvTranspose2d loop (PyTorch's definition).
     func testTransposedConvolutionMatchesDefinition() throws {
-        let f = Fixture()
-        var random = TestRandom(seed: 5)
-        // ConvTranspose2d(4 -> 3, kernel 4, stride 2, padding 1) on 2x4x5x5, output_padding 1.
-        let (n, cin, h, wdt, cout, k, s, p, op) = (2, 4, 5, 5, 3, 4, 2, 1, 1)
-        let g = try ConvGeometry.transposed(batch: n, inChannels: cin, height: h, width: wdt, outChannels: cout,
-                                            kernel: k, stride: s, padding: p, outputPadding: op)
-        let x = random.array(n * cin * h * wdt)
-        // PyTorch stores a transposed weight as (in, out, k, k): the forward conv's (Cout=cin, Cin=cout, k, k).
-        let w = random.array(cin * cout * k * k), b = random.array(cout)
-        let outH = g.inHeight, outW = g.inWidth
-        var expected = [Double](repeating: 0, count: n * cout * outH * outW)
-        for i in 0..<n { for co in 0..<cout { for y in 0..<outH { for xx in 0..<outW {
-            expected[((i * cout + co) * outH + y) * outW + xx] = Double(b[co])
-        } } } }
-        for i in 0..<n { for ci in 0..<cin { for ih in 0..<h { for iw in 0..<wdt {
-            for co in 0..<cout { for ki in 0..<k { for kj in 0..<k {
-                let oy = ih * s - p + ki, ox = iw * s - p + kj
-                guard oy >= 0, oy < outH, ox >= 0, ox < outW else { continue }
-                expected[((i * cout + co) * outH + oy) * outW + ox] +=
-                    Double(x[((i * cin + ci) * h + ih) * wdt + iw]) * Double(w[((ci * cout + co) * k + ki) * k + kj])
-            } } }
-        } } } }
-        let output = try f.zeros(g.inputCount)
-        try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(x), weight: try f.buffer(w), bias: try f.buffer(b),
-                                         gradInput: output, accumulate: false)
-        assertClose(try f.read(output), expected.map(Float.init), absolute: 1e-5, relative: 1e-4)
+        for path in Self.paths {
+            let f = Fixture(convolution: path)
+            var random = TestRandom(seed: 5)
+            // ConvTranspose2d(4 -> 3, kernel 4, stride 2, padding 1) on 2x4x5x5, output_padding 1.
+            let (n, cin, h, wdt, cout, k, s, p, op) = (2, 4, 5, 5, 3, 4, 2, 1, 1)
+            let g = try ConvGeometry.transposed(batch: n, inChannels: cin, height: h, width: wdt, outChannels: cout,
+                                                kernel: k, stride: s, padding: p, outputPadding: op)
+            let x = random.array(n * cin * h * wdt)
+            // PyTorch stores a transposed weight as (in, out, k, k): the forward conv's (Cout=cin, Cin=cout, k, k).
+            let w = random.array(cin * cout * k * k), b = random.array(cout)
+            let outH = g.inHeight, outW = g.inWidth
+            var expected = [Double](repeating: 0, count: n * cout * outH * outW)
+            for i in 0..<n { for co in 0..<cout { for y in 0..<outH { for xx in 0..<outW {
+                expected[((i * cout + co) * outH + y) * outW + xx] = Double(b[co])
+            } } } }
+            for i in 0..<n { for ci in 0..<cin { for ih in 0..<h { for iw in 0..<wdt {
+                for co in 0..<cout { for ki in 0..<k { for kj in 0..<k {
+                    let oy = ih * s - p + ki, ox = iw * s - p + kj
+                    guard oy >= 0, oy < outH, ox >= 0, ox < outW else { continue }
+                    expected[((i * cout + co) * outH + oy) * outW + ox] +=
+                        Double(x[((i * cin + ci) * h + ih) * wdt + iw]) * Double(w[((ci * cout + co) * k + ki) * k + kj])
+                } } }
+            } } } }
+            let output = try f.zeros(g.inputCount)
+            try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(x), weight: try f.buffer(w), bias: try f.buffer(b),
+                                             gradInput: output, accumulate: false)
+            assertClose(try f.read(output), expected.map(Float.init), absolute: 1e-5, relative: 1e-4, "\(path)")
+        }
     }
 
     func testMismatchedSizesThrow() throws {

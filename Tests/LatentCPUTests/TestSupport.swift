@@ -6,8 +6,8 @@ import LatentCore
 struct Fixture {
     let backend: CPUBackend
 
-    init(threads: Int = 2) {
-        backend = CPUBackend(threads: threads)
+    init(threads: Int = 2, convolution: ConvolutionPath = .automatic) {
+        backend = CPUBackend(threads: threads, convolution: convolution)
     }
 
     func buffer(_ values: [Float]) throws -> BufferView {

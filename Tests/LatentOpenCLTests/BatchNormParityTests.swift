@@ -6,12 +6,19 @@ import LatentCore
 /// averages (several steps), inference, backward with accumulation; fully connected
 /// (spatial 1) and convolutional shapes, batches that are not multiples of a work-group.
 final class BatchNormParityTests: XCTestCase {
+    /// The block variant's devices (CPU class) run a work-item per channel, the tiled
+    /// variant's (GPUs) a work-group per channel: both kernels on PoCL.
     func testTrainingInferenceAndBackward() throws {
-        let pair = Pair(try OpenCLTestDevice.backend())
+        try check(.block)
+        try check(.tiled)
+    }
+
+    func check(_ variant: OpenCLKernelConfig.GemmVariant) throws {
+        let pair = Pair(try OpenCLTestDevice.backend(variant))
         var random = TestRandom(seed: 1)
         for (batch, channels, spatial) in [(2, 3, 1), (64, 37, 1), (5, 4, 49), (3, 64, 196), (7, 2, 13)] {
             let n = batch * channels * spatial
-            let shape = "\(batch)x\(channels)x\(spatial)"
+            let shape = "\(variant) \(batch)x\(channels)x\(spatial)"
             let gamma = try pair.buffers(random.array(channels, 0.5, 1.5), offset: 1)
             let beta = try pair.buffers(random.array(channels))
             let runningMean = try pair.buffers([Float](repeating: 0, count: channels), offset: 2)

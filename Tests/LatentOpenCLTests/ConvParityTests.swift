@@ -24,16 +24,33 @@ final class ConvParityTests: XCTestCase {
         ]
     }
 
-    func check(_ variant: OpenCLKernelConfig.GemmVariant) throws {
-        let pair = Pair(try OpenCLTestDevice.backend(variant))
+    /// Batches for the batch-inner kernels: a 16-lane tail, spare lanes, channel counts that
+    /// leave partial panels, stride phases without taps, the conv VAE's layers at batch 64.
+    static func batchInnerGeometries() throws -> [ConvGeometry] {
+        [
+            try ConvGeometry(batch: 20, inChannels: 3, height: 14, width: 14, outChannels: 13, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 48, inChannels: 5, height: 7, width: 7, outChannels: 7, kernel: 3, stride: 1, padding: 1),
+            try ConvGeometry(batch: 16, inChannels: 14, height: 9, width: 11, outChannels: 1, kernelHeight: 2, kernelWidth: 3,
+                             strideHeight: 3, strideWidth: 2, padHeight: 1, padWidth: 2),
+            try ConvGeometry(batch: 18, inChannels: 4, height: 9, width: 9, outChannels: 6, kernel: 1, stride: 2, padding: 0),
+            try ConvGeometry(batch: 64, inChannels: 64, height: 14, width: 14, outChannels: 128, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry.transposed(batch: 64, inChannels: 64, height: 14, width: 14, outChannels: 1, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry.transposed(batch: 17, inChannels: 9, height: 7, width: 7, outChannels: 2, kernel: 3, stride: 2,
+                                        padding: 1, outputPadding: 1),
+        ]
+    }
+
+    func check(_ variant: OpenCLKernelConfig.GemmVariant, convolution: OpenCLKernelConfig.ConvolutionVariant? = nil,
+               geometries: [ConvGeometry]? = nil) throws {
+        let pair = Pair(try OpenCLTestDevice.backend(variant, convolution: convolution))
         var random = TestRandom(seed: 5)
-        for g in try Self.geometries() {
+        for g in try geometries ?? Self.geometries() {
             let x = try pair.buffers(random.array(g.inputCount), offset: 3)
             let w = try pair.buffers(random.array(g.weightCount, -0.5, 0.5), offset: 1)
             let dy = try pair.buffers(random.array(g.outputCount), offset: 2)
             let outBias = try pair.buffers(random.array(g.outChannels))
             let inBias = try pair.buffers(random.array(g.inChannels))
-            let name = "\(variant) \(g)"
+            let name = "\(variant) \(convolution.map { "\($0)" } ?? "") \(g)"
             for bias in [nil, outBias] {
                 let y = try pair.buffers([Float](repeating: .nan, count: g.outputCount), offset: 4)
                 try pair.cpu.conv2dForward(g, input: x.cpu, weight: w.cpu, bias: bias?.cpu, output: y.cpu)
@@ -57,6 +74,12 @@ final class ConvParityTests: XCTestCase {
 
     func testBlockVariant() throws { try check(.block) }
     func testTiledVariant() throws { try check(.tiled) }
+    func testBatchInnerKernels() throws {
+        try check(.block, convolution: .batchInner, geometries: try Self.geometries() + Self.batchInnerGeometries())
+    }
+    func testIm2colKernelsAtLargeBatches() throws {
+        try check(.block, convolution: .im2col, geometries: try Self.batchInnerGeometries())
+    }
 
     func testWrongSizesThrow() throws {
         let pair = Pair(try OpenCLTestDevice.backend())

@@ -9,7 +9,8 @@ import LatentCPU
 enum OpenCLTestDevice {
     static let discovery = OpenCLDiscovery.discover()
 
-    static func backend(_ variant: OpenCLKernelConfig.GemmVariant? = nil, file: StaticString = #filePath,
+    static func backend(_ variant: OpenCLKernelConfig.GemmVariant? = nil,
+                        convolution: OpenCLKernelConfig.ConvolutionVariant? = nil, file: StaticString = #filePath,
                         line: UInt = #line) throws -> OpenCLBackend {
         guard let device = discovery.devices.first else {
             let reason = discovery.problem ?? "no OpenCL device"
@@ -21,6 +22,7 @@ enum OpenCLTestDevice {
         }
         var config = OpenCLKernelConfig.defaults(for: device)
         if let variant { config.gemm = variant }
+        if let convolution { config.convolution = convolution }
         reportOnce(device)
         return try OpenCLBackend(device: device, config: config)
     }

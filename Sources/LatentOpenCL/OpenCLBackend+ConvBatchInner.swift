@@ -1,0 +1,151 @@
+import COpenCL
+import LatentCore
+
+/// Convolutions in the batch-inner layout (conv.cl, `bi_*` kernels), the CPU backend's
+/// scheme (CPUConvBatchInner.swift) on OpenCL: images transposed so that 16 images at one
+/// position are one `float16`, then implicit GEMMs that read their B rows in place. On a
+/// CPU-class device (PoCL) this replaces the im2col packing and col2im passes, which took
+/// as long as the GEMMs themselves; GPUs keep im2col + the tiled SGEMM.
+extension OpenCLBackend {
+    /// Element (c, h, w, n) at ((c * Hp + h + padTop) * Wp + w + padLeft) * lanes + n.
+    struct BatchInnerLayout {
+        let channels, height, width, padTop, padLeft, paddedHeight, paddedWidth, batch, lanes: Int
+        var rowStride: Int { paddedWidth * lanes }
+        var channelStride: Int { paddedHeight * rowStride }
+        var count: Int { channels * channelStride }
+
+        init(channels: Int, height: Int, width: Int, batch: Int,
+             padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0) {
+            self.channels = channels
+            self.height = height
+            self.width = width
+            self.padTop = padTop
+            self.padLeft = padLeft
+            paddedHeight = height + padTop + padBottom
+            paddedWidth = width + padLeft + padRight
+            self.batch = batch
+            lanes = (batch + 15) / 16 * 16
+        }
+    }
+
+    func usesBatchInner(_ g: ConvGeometry) -> Bool {
+        switch config.convolution {
+        case .im2col: return false
+        case .batchInner: return true
+        case .automatic: return config.gemm == .block && g.batch >= 16
+        }
+    }
+
+    /// The input layout of a forward convolution: every tap of every output position inside.
+    static func forwardInputLayout(_ g: ConvGeometry) -> BatchInnerLayout {
+        let lastRow = (g.outHeight - 1) * g.strideHeight - g.padHeight + g.kernelHeight - 1
+        let lastColumn = (g.outWidth - 1) * g.strideWidth - g.padWidth + g.kernelWidth - 1
+        return BatchInnerLayout(channels: g.inChannels, height: g.inHeight, width: g.inWidth, batch: g.batch,
+                                padTop: g.padHeight, padLeft: g.padWidth,
+                                padBottom: Swift.max(0, lastRow - (g.inHeight - 1)),
+                                padRight: Swift.max(0, lastColumn - (g.inWidth - 1)))
+    }
+
+    private func biPack(_ source: BufferView, _ layout: BatchInnerLayout, into destination: cl_mem) throws {
+        let l = layout
+        if l.paddedHeight > l.height || l.paddedWidth > l.width {
+            try enqueue(.conv, "bi_zero_pads", global: [l.paddedWidth, l.paddedHeight, l.channels * l.lanes / 16], [
+                .int(l.height), .int(l.width), .int(l.padTop), .int(l.padLeft), .int(l.paddedHeight), .int(l.paddedWidth),
+                .int(l.lanes), .mem(destination),
+            ])
+        }
+        try enqueue(.conv, "bi_pack_tiles", global: [(l.height * l.width + 15) / 16, l.lanes / 16, l.channels], [
+            .view(source), .int(l.batch), .int(l.channels), .int(l.height), .int(l.width), .int(l.padTop), .int(l.padLeft),
+            .int(l.paddedHeight), .int(l.paddedWidth), .int(l.lanes), .mem(destination),
+        ])
+    }
+
+    private func biUnpack(_ source: cl_mem, _ layout: BatchInnerLayout, into destination: BufferView,
+                          bias: BufferView?, accumulate: Bool) throws {
+        let l = layout
+        try enqueue(.conv, "bi_unpack_tiles", global: [(l.height * l.width + 15) / 16, (l.batch + 15) / 16, l.channels], [
+            .mem(source), .int(l.batch), .int(l.channels), .int(l.height), .int(l.width), .int(l.padTop), .int(l.padLeft),
+            .int(l.paddedHeight), .int(l.paddedWidth), .int(l.lanes), .view(destination),
+            .optionalView(bias, placeholder: try placeholder()), .int(accumulate ? 1 : 0),
+        ])
+    }
+
+    /// Forward (lock held).
+    func batchInnerForward(_ g: ConvGeometry, input: BufferView, weight: BufferView, bias: BufferView?,
+                           output: BufferView) throws {
+        let inputLayout = Self.forwardInputLayout(g)
+        let outputLayout = BatchInnerLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch)
+        let rows = config.gemmRows, panels = (g.outChannels + rows - 1) / rows
+        let depth = g.inChannels * g.kernelHeight * g.kernelWidth
+        let xs = try scratchBuffer(.layoutIn, floats: inputLayout.count)
+        let ys = try scratchBuffer(.layoutOut, floats: outputLayout.count)
+        let packed = try scratchBuffer(.packA, floats: panels * rows * depth)
+        try biPack(input, inputLayout, into: xs)
+        try packWeights(weight, rows: g.outChannels, depth: depth, panels: panels, into: packed)
+        try enqueue(.conv, "bi_conv_forward", global: [inputLayout.lanes / 16, g.outHeight * g.outWidth, panels], [
+            .mem(xs), .int(g.inChannels), .int(g.kernelHeight), .int(g.kernelWidth), .int(g.strideHeight), .int(g.strideWidth),
+            .int(inputLayout.rowStride), .int(inputLayout.channelStride), .int(inputLayout.lanes), .int(g.outWidth),
+            .mem(packed), .int(depth), .int(g.outChannels), .mem(ys), .int(outputLayout.channelStride),
+        ])
+        try biUnpack(ys, outputLayout, into: output, bias: bias, accumulate: false)
+    }
+
+    /// W (rows x depth, row-major) into GEMM_ROWS-row panels, k-major (gemm_pack's layout).
+    private func packWeights(_ weight: BufferView, rows: Int, depth: Int, panels: Int, into packed: cl_mem) throws {
+        let panel = config.gemmRows
+        var segment = 16
+        while panel % segment != 0 { segment /= 2 }
+        try enqueue(.gemm, "gemm_pack", global: [depth, panels * panel / segment], [
+            .view(weight), .int(depth), .int(1), .int(rows), .int(depth),
+            .mem(packed), .int(panel), .int(panels * panel), .int(depth), .int(segment),
+        ])
+    }
+
+    /// Backward-data, phase by phase within one kernel (lock held).
+    func batchInnerBackwardData(_ g: ConvGeometry, gradOutput: BufferView, weight: BufferView, bias: BufferView?,
+                                gradInput: BufferView, accumulate: Bool) throws {
+        let (sh, sw) = (g.strideHeight, g.strideWidth)
+        let tapsHigh = (g.kernelHeight + sh - 1) / sh, tapsWide = (g.kernelWidth + sw - 1) / sw
+        let lastRow = (g.inHeight - 1 + g.padHeight) / sh, lastColumn = (g.inWidth - 1 + g.padWidth) / sw
+        let gradient = BatchInnerLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch,
+                                        padTop: tapsHigh - 1, padLeft: tapsWide - 1,
+                                        padBottom: Swift.max(0, lastRow - (g.outHeight - 1)),
+                                        padRight: Swift.max(0, lastColumn - (g.outWidth - 1)))
+        let result = BatchInnerLayout(channels: g.inChannels, height: g.inHeight, width: g.inWidth, batch: g.batch)
+        let rows = config.gemmRows, panels = (g.inChannels + rows - 1) / rows
+        let phaseStride = panels * rows * g.outChannels * tapsHigh * tapsWide
+        let dys = try scratchBuffer(.layoutIn, floats: gradient.count)
+        let dxs = try scratchBuffer(.layoutOut, floats: result.count)
+        let packed = try scratchBuffer(.packA, floats: phaseStride * sh * sw)
+        try biPack(gradOutput, gradient, into: dys)
+        try enqueue(.conv, "bi_pack_phase_weights", global: [g.outChannels * tapsHigh * tapsWide, panels, sh * sw], [
+            .view(weight), .int(g.inChannels), .int(g.outChannels), .int(g.kernelHeight), .int(g.kernelWidth),
+            .int(sh), .int(sw), .int(phaseStride), .mem(packed),
+        ])
+        try enqueue(.conv, "bi_conv_backward_data", global: [result.lanes / 16, g.inHeight * g.inWidth, panels], [
+            .mem(dys), .int(g.outChannels), .int(g.kernelHeight), .int(g.kernelWidth), .int(sh), .int(sw),
+            .int(g.padHeight), .int(g.padWidth), .int(gradient.rowStride), .int(gradient.channelStride), .int(gradient.lanes),
+            .int(gradient.padTop), .int(gradient.padLeft), .int(g.inWidth), .mem(packed), .int(phaseStride),
+            .int(g.inChannels), .mem(dxs), .int(result.channelStride),
+        ])
+        try biUnpack(dxs, result, into: gradInput, bias: bias, accumulate: accumulate)
+    }
+
+    /// Backward-weights (lock held).
+    func batchInnerBackwardWeights(_ g: ConvGeometry, input: BufferView, gradOutput: BufferView,
+                                   gradWeight: BufferView, accumulate: Bool) throws {
+        let inputLayout = Self.forwardInputLayout(g)
+        let gradient = BatchInnerLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch)
+        let depth = g.inChannels * g.kernelHeight * g.kernelWidth
+        let xs = try scratchBuffer(.layoutIn, floats: inputLayout.count)
+        let dys = try scratchBuffer(.layoutOut, floats: gradient.count)
+        try biPack(input, inputLayout, into: xs)
+        try biPack(gradOutput, gradient, into: dys)
+        try enqueue(.conv, "bi_conv_backward_weights", global: [(depth + 3) / 4, (g.outChannels + 3) / 4], [
+            .mem(xs), .int(g.inChannels), .int(g.kernelHeight), .int(g.kernelWidth), .int(g.strideHeight), .int(g.strideWidth),
+            .int(inputLayout.rowStride), .int(inputLayout.channelStride), .int(inputLayout.lanes),
+            .int(g.outHeight), .int(g.outWidth), .mem(dys), .int(gradient.channelStride), .int(g.outChannels),
+            .view(gradWeight), .int(accumulate ? 1 : 0),
+        ])
+    }
+}
