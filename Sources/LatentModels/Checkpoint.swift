@@ -44,24 +44,60 @@ public enum Checkpoint {
     /// Reads a checkpoint's metadata without touching a model (to rebuild the model first).
     public static func info(at url: URL) throws -> (info: Info, entries: [SafeTensors.Entry]) {
         let (entries, metadata) = try SafeTensors.read(url)
+        return (try info(metadata: metadata, source: url.path), entries)
+    }
+
+    /// The largest epoch a checkpoint may name (`--epochs` accepts no more).
+    static let maximumEpoch = 100_000
+
+    /// Parses and checks a checkpoint's metadata; `source` names the file in errors. The
+    /// training options must decode and pass `TrainingOptions.validate` (a checkpoint is
+    /// user input like the command line), and the epoch and random state must be numbers.
+    public static func info(metadata: [String: String], source: String) throws -> Info {
         func field(_ key: String) throws -> String {
-            guard let value = metadata[key] else { throw LatentError.io("\(url.path): not a Latent checkpoint (no '\(key)' in its metadata)") }
+            guard let value = metadata[key] else { throw LatentError.io("\(source): not a Latent checkpoint (no '\(key)' in its metadata)") }
             return value
         }
-        guard try field("format") == format else { throw LatentError.io("\(url.path): unknown checkpoint format '\(metadata["format"] ?? "")'") }
+        let formatName = try field("format")
+        guard formatName == format else {
+            throw LatentError.io("\(source): unknown checkpoint format '\(SafeTensors.printable(formatName, limit: 64))' (this Latent reads \(format))")
+        }
         let options: TrainingOptions
         do {
             options = try JSONDecoder().decode(TrainingOptions.self, from: Data(try field("latent_config").utf8))
         } catch let error as LatentError {
             throw error
         } catch {
-            throw LatentError.io("\(url.path): its training options cannot be read: \(error)")
+            throw LatentError.io("\(source): its training options cannot be read: \(SafeTensors.printable(describe(decodingError: error)))")
         }
-        guard let epoch = Int(try field("epoch")), epoch >= 0,
+        do {
+            try options.validate()
+        } catch {
+            throw LatentError.io("\(source): its training options are invalid: \(SafeTensors.printable("\(error)"))")
+        }
+        guard let epoch = Int(try field("epoch")), (0...maximumEpoch).contains(epoch),
               let seed = UInt64(try field("rng_seed")), let counter = UInt64(try field("rng_counter")) else {
-            throw LatentError.io("\(url.path): epoch or random state in the metadata is not a number")
+            throw LatentError.io("\(source): epoch or random state in the metadata is not a number in range")
         }
-        return (Info(options: options, epoch: epoch, random: RandomStream(seed: seed, counter: counter)), entries)
+        return Info(options: options, epoch: epoch, random: RandomStream(seed: seed, counter: counter))
+    }
+
+    /// One line for a JSON decoding failure: what is wrong and where (`DecodingError`'s own
+    /// description is a multi-line dump of its context).
+    static func describe(decodingError error: Error) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }
+            return keys.isEmpty ? "" : " at '\(keys.joined(separator: "."))'"
+        }
+        switch error as? DecodingError {
+        case .keyNotFound(let key, let context)?: return "the field '\(key.stringValue)' is missing\(path(context))"
+        case .typeMismatch(_, let context)?: return "a value has the wrong type\(path(context))"
+        case .valueNotFound(_, let context)?: return "a value is null\(path(context))"
+        case .dataCorrupted(let context)?:
+            return context.codingPath.isEmpty ? "not valid JSON" : "a value is not valid\(path(context))"
+        case nil: return "\(error)"
+        @unknown default: return "\(error)"
+        }
     }
 
     /// Loads weights, optimizer state and the random stream into `model`, after checking
@@ -81,6 +117,7 @@ public enum Checkpoint {
         }
         for (name, tensor) in model.root.stateDict() { try expect(name, tensor) }
         var stepCounts: [(Optimizer, [Int])] = []
+        var expected: Set<String> = []
         for (prefix, optimizer) in model.optimizers {
             for (name, tensor) in optimizer.namedState() { try expect("\(prefix).\(name)", tensor) }
             guard let steps = byName["\(prefix).steps"], steps.shape == [optimizer.steps.count],
@@ -88,6 +125,19 @@ public enum Checkpoint {
                 throw LatentError.io("\(source): optimizer step counts '\(prefix).steps' are missing or invalid")
             }
             stepCounts.append((optimizer, steps.values.map { Int($0) }))
+            expected.insert("\(prefix).steps")
+        }
+        expected.formUnion(targets.map(\.1.name))
+        // A tensor the model does not have means the file was written for another model
+        // (or tampered with): refuse rather than silently ignore it.
+        if let stray = entries.first(where: { !expected.contains($0.name) }) {
+            throw LatentError.io("\(source): tensor '\(SafeTensors.printable(stray.name, limit: 100))' belongs to no part of this \(model.options.model.rawValue) model")
+        }
+        // Weights that are already NaN or infinite would only train into NaN.
+        for (_, entry) in targets {
+            if let bad = entry.values.firstIndex(where: { !$0.isFinite }) {
+                throw LatentError.io("\(source): tensor '\(entry.name)' holds a non-finite value (\(entry.values[bad]) at index \(bad))")
+            }
         }
         for (tensor, entry) in targets { try tensor.copy(from: entry.values) }
         for (optimizer, steps) in stepCounts { optimizer.steps = steps }

@@ -61,7 +61,7 @@ public enum SafeTensors {
 
     /// Parses safetensors bytes; `source` names the file in errors.
     public static func decode(_ data: Data, source: String) throws -> (entries: [Entry], metadata: [String: String]) {
-        func fault(_ message: String) -> LatentError { .io("\(source): not a valid safetensors file: \(message)") }
+        func fault(_ message: String) -> LatentError { .io("\(source): not a valid safetensors file: \(printable(message))") }
         guard data.count >= 8 else { throw fault("\(data.count) bytes is shorter than the 8-byte header length") }
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard headerLength >= 2, headerLength <= UInt64(min(maximumHeaderBytes, data.count - 8)) else {
@@ -102,8 +102,10 @@ public enum SafeTensors {
             }
             let count: Int
             do { count = try Shape.elementCount(shape) } catch { throw fault("tensor '\(name)' has shape \(Shape.describe(shape)) that is too large") }
-            guard count.multipliedReportingOverflow(by: 4).partialValue == end - begin, count <= payloadCount / 4 else {
-                throw fault("tensor '\(name)' of shape \(Shape.describe(shape)) needs \(count * 4) bytes but its offsets span \(end - begin)")
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: 4)
+            guard !overflow, bytes == end - begin else {
+                let needed = overflow ? "more than \(Int.max) bytes" : "\(bytes) bytes"
+                throw fault("tensor '\(name)' of shape \(Shape.describe(shape)) needs \(needed) but its offsets span \(end - begin)")
             }
             located.append((name, shape, begin, end))
         }
@@ -142,6 +144,21 @@ public enum SafeTensors {
         return try decode(data, source: url.path)
     }
 
+    /// `text` made safe for a one-line error message: control characters (a tensor name
+    /// from a hostile file may hold a newline) written as `\u{…}`, and at most `limit`
+    /// characters.
+    public static func printable(_ text: String, limit: Int = 300) -> String {
+        var result = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F || scalar == "\u{2028}" || scalar == "\u{2029}" || scalar == "\u{85}" {
+                result += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+        return result.count > limit ? String(result.prefix(limit)) + "…" : result
+    }
+
     static func exactInt(_ number: NSNumber) -> Int? {
         let value = number.doubleValue
         guard value.rounded() == value, abs(value) < 9e15 else { return nil }
@@ -163,12 +180,20 @@ public enum SafeTensors {
 }
 
 /// Crash-safe file replacement shared by checkpoints, configs and pictures.
+///
+/// The data goes to `.NAME.tmp-PID` in the same folder, is flushed, and is renamed over
+/// `NAME`: a crash or a full disk leaves the old file or the new one, never half of one. A
+/// failed write removes its temporary file; a killed process leaves it behind, and
+/// `removeStale(in:)` clears such leftovers of processes that no longer run.
 public enum AtomicFile {
+    public static let temporaryMarker = ".tmp-"
+
     public static func write(_ data: Data, to url: URL) throws {
         let folder = url.deletingLastPathComponent()
-        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent)\(temporaryMarker)\(getpid())")
         guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-            throw LatentError.io("cannot create \(temporary.path): is \(folder.path) writable?")
+            let reason = String(cString: strerror(errno))
+            throw LatentError.io("cannot write \(url.path): cannot create a file in \(folder.path) (\(reason))")
         }
         do {
             let handle = try FileHandle(forWritingTo: temporary)
@@ -188,7 +213,37 @@ public enum AtomicFile {
             throw error
         } catch {
             try? FileManager.default.removeItem(at: temporary)
-            throw LatentError.io("cannot write \(url.path): \(error.localizedDescription)")
+            throw LatentError.io("cannot write \(url.path): \(describe(error))")
         }
+    }
+
+    /// Removes `.NAME.tmp-PID` files in `folder` left by processes that no longer run (a
+    /// run killed in the middle of a write). Returns the names removed.
+    @discardableResult
+    public static func removeStale(in folder: URL) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return [] }
+        var removed: [String] = []
+        for name in names where name.hasPrefix(".") {
+            guard let marker = name.range(of: temporaryMarker, options: .backwards),
+                  let pid = Int32(name[marker.upperBound...]), pid > 0 else { continue }
+            // kill(pid, 0) fails with ESRCH when no such process exists.
+            if pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                if (try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))) != nil {
+                    removed.append(name)
+                }
+            }
+        }
+        return removed
+    }
+
+    /// A short reason for a Foundation or POSIX error ("No space left on device").
+    public static func describe(_ error: Error) -> String {
+        if let latent = error as? LatentError { return latent.description }
+        let nsError = error as NSError
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if nsError.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(nsError.code))) }
+        return nsError.localizedDescription
     }
 }
