@@ -29,6 +29,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "LatentData", dependencies: ["LatentCore", "CZlib"], swiftSettings: speed),
         .target(name: "LatentModels", dependencies: ["LatentCore", "LatentNN", "LatentData"], swiftSettings: speed),
+        .target(name: "LatentExplore", dependencies: ["LatentCore", "LatentNN", "LatentData", "LatentModels"], swiftSettings: speed),
         // OpenCL: headers at build time (opencl-headers), libOpenCL opened at run time.
         .target(name: "COpenCL", path: "Sources/COpenCL",
                 linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
@@ -42,6 +43,7 @@ let package = Package(
             name: "latent",
             dependencies: [
                 "LatentCore", "LatentCPU", "LatentNN", "LatentData", "LatentModels", "LatentBench", "LatentOpenCL",
+                "LatentExplore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: speed),
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "LatentNNTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN"], swiftSettings: speed),
         .testTarget(name: "LatentModelsTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN", "LatentData", "LatentModels"], swiftSettings: speed),
         .testTarget(name: "LatentDataTests", dependencies: ["LatentCore", "LatentData"], swiftSettings: speed),
+        .testTarget(name: "LatentExploreTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN", "LatentData", "LatentModels", "LatentExplore"], swiftSettings: speed),
     ],
     swiftLanguageModes: [.v6]
 )
