@@ -8,13 +8,29 @@ struct Latent: ParsableCommand {
         commandName: "latent",
         abstract: "Train, explore and benchmark generative models (AE, VAE, GAN) on the CPU or through OpenCL.",
         discussion: """
-        Examples:
-          latent info                          # version, backends, which one runs and why
-          latent data show --count 64 --output grid.png
-          latent bench ops --backend cpu       # SGEMM and conv speed on this machine
+        Every command has --help with more examples. One line each:
+          latent info                                        # version, backends, which one runs and why
+          latent devices                                     # OpenCL platforms and devices
+          latent models                                      # the model zoo with each report's defaults
+          latent train vae-fc --epochs 1                     # train; writes runs/vae-fc/
+          latent data show --count 64 --output grid.png      # look at the dataset
+          latent sample --checkpoint runs/vae-fc/checkpoint.safetensors --count 64 --output s.png
+          latent reconstruct --checkpoint CKPT --count 16 --output r.png
+          latent interpolate --checkpoint CKPT --output i.png --steps 10
+          latent sweep --checkpoint CKPT --output strip.png --from -3 --to 3 --steps 20
+          latent manifold --checkpoint CKPT --output m.png --range 3 --steps 20
+          latent centroids --checkpoint CKPT --output c.png --noise 0,0.5,1,2
+          latent scatter --checkpoint CKPT --output codes.png
+          latent denoise --checkpoint CKPT --output d.png --noise 0.1
+          latent compare runs/a runs/b --output table.md     # a table and loss curves of runs
+          latent reproduce --list                            # the reports' experiments
+          latent report runs/vae-fc                          # runs/vae-fc/report.html: one self-contained page
+          latent bench ops --backend cpu                     # op speed and shares of peak
+          latent bench train --backend cpu                   # training images/s per model
+          latent --generate-completion-script bash           # shell completions
         """,
         version: LatentVersion.string,
-        subcommands: [Info.self, Models.self, Train.self, DataCommand.self, Bench.self, Devices.self]
+        subcommands: [Info.self, Models.self, Train.self, DataCommand.self, Bench.self, Devices.self, Sample.self, Reconstruct.self, Interpolate.self, Sweep.self, Manifold.self, Centroids.self, Scatter.self, Denoise.self, Compare.self, Reproduce.self, Report.self]
     )
 
     /// CLI.md's exit codes: 0 success, 1 a failure the user can act on (one line on

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LatentCore
 import LatentData
+import LatentExplore
 import LatentModels
 import LatentNN
 
@@ -111,45 +112,27 @@ struct Train: ParsableCommand {
     func run() throws {
         let directory = URL(fileURLWithPath: out ?? "runs/\(model.rawValue)")
         let (backend, reason) = try backendOptions.makeBackend()
-        var options = trainingOptions()
-        let random: RandomSource
-        let model: any GenerativeModel
-        var firstEpoch = 1
-        let checkpointURL = directory.appendingPathComponent("checkpoint.safetensors")
-        if resume {
-            guard FileManager.default.fileExists(atPath: checkpointURL.path) else {
-                throw LatentError.io("--resume: there is no checkpoint at \(checkpointURL.path)")
-            }
-            let (info, entries) = try Checkpoint.info(at: checkpointURL)
-            guard info.options.model == self.model else {
-                throw LatentError.io("--resume: \(checkpointURL.path) is a '\(info.options.model.rawValue)' run, not '\(self.model.rawValue)'")
-            }
-            // The run's own options, except a longer --epochs.
-            let requestedEpochs = epochs
-            options = info.options
-            if let requestedEpochs { options.epochs = requestedEpochs }
-            random = RandomSource(info.random)
-            model = try ModelCatalog.makeModel(options, backend: backend, random: random)
-            try Checkpoint.load(entries, info: info, into: model, source: checkpointURL.path)
-            firstEpoch = info.epoch + 1
-        } else {
-            random = RandomSource(seed: options.seed)
-            model = try ModelCatalog.makeModel(options, backend: backend, random: random)
-        }
+        // The build (or resume) and the epochs are LatentExplore's TrainingSession, which
+        // `latent reproduce` runs too; the folder checks and the lock stay here.
+        let session = try TrainingSession(options: trainingOptions(), directory: directory, resume: resume,
+                                          requestedEpochs: epochs, backend: backend)
+        let options = session.options
         let files = try datasetOptions.locate()
-        let trainSet = try files.load(.train, limit: options.limit)
-        let testSet = try files.load(.test, limit: options.limit.map { max(1, $0 / 6) })
+        let (trainSet, testSet) = try TrainingSession.loadData(files, limit: options.limit)
         try RunFolder.prepare(directory, resuming: resume)
-        if !resume {
-            try RunFolder.writeConfig(options, backend: backend, to: directory.appendingPathComponent("config.json"))
-        }
-        let trainer = Trainer(model: model, trainSet: trainSet, testSet: testSet, directory: directory)
-        if resume { try trainer.truncateMetrics(after: firstEpoch - 1) }
-        let progress = ProgressDisplay(quiet: quiet, lossNames: model.lossTermNames)
-        trainer.observer = progress
-        progress.note("latent train \(options.model.rawValue): \(reason); data \(files.dataset.displayName) from \(files.directory); output \(directory.path)")
-        if resume { progress.note("resuming after epoch \(firstEpoch - 1) of \(options.epochs)") }
-        try trainer.run(firstEpoch: firstEpoch)
+        let lock = try RunFolder.lock(directory)
+        defer { close(lock) }
+        let progress = ProgressDisplay(quiet: quiet, lossNames: session.model.lossTermNames)
+        let tensorBoard = try TensorBoardObserver(runDirectory: directory, model: session.model)
+        defer { tensorBoard.close() }
+        let report = RunReportObserver(directory: directory)
+        // The trainer holds its observer weakly; `observers` keeps all three alive for the run.
+        let observers = ObserverFanout([progress, tensorBoard, report])
+        _ = try session.train(trainSet: trainSet, testSet: testSet, observer: observers, starting: {
+            progress.note("latent train \(options.model.rawValue): \(reason); data \(files.dataset.displayName) from \(files.directory); output \(directory.path)")
+            if resume { progress.note("resuming after epoch \(session.firstEpoch - 1) of \(options.epochs)") }
+        })
+        withExtendedLifetime(observers) {}
         progress.finish()
     }
 }
@@ -166,20 +149,32 @@ enum RunFolder {
             do {
                 try manager.createDirectory(at: directory, withIntermediateDirectories: true)
             } catch {
-                throw LatentError.io("cannot create the output folder \(directory.path): \(error.localizedDescription)")
+                throw LatentError.io("cannot create the output folder \(directory.path): \(AtomicFile.describe(error))")
             }
         }
         guard manager.isWritableFile(atPath: directory.path) else {
             throw LatentError.io("the output folder \(directory.path) is not writable")
         }
+        // Temporary files of a run killed in the middle of a write.
+        AtomicFile.removeStale(in: directory)
     }
 
-    static func writeConfig(_ options: TrainingOptions, backend: any Backend, to url: URL) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        var data = try encoder.encode(options)
-        data.append(contentsOf: Array("\n".utf8))
-        try AtomicFile.write(data, to: url)
+    /// Locks the folder itself (flock on its descriptor, released when the process ends,
+    /// however it ends; no lock file is left behind), so a second `latent train` into the
+    /// same folder fails at once instead of interleaving its checkpoints with the first's.
+    static func lock(_ directory: URL) throws -> Int32 {
+        let descriptor = open(directory.path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw LatentError.io("cannot open the output folder \(directory.path): \(String(cString: strerror(errno)))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let busy = errno == EWOULDBLOCK
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            throw LatentError.io(busy ? "another latent train is writing to \(directory.path); wait for it or choose another --out"
+                                      : "cannot lock the output folder \(directory.path): \(reason)")
+        }
+        return descriptor
     }
 }
 
