@@ -102,6 +102,10 @@ struct Reproduce: ParsableCommand {
             runner.log = note
             let quiet = self.quiet
             runner.makeObserver = { _, model in ProgressDisplay(quiet: quiet, lossNames: model.lossTermNames) }
+            // One reproduce per experiment folder at a time, as `latent train` does per run.
+            try RunFolder.prepare(folder, resuming: true)
+            let lock = try RunFolder.lock(folder)
+            defer { close(lock) }
             let result = try runner.run(trainSet: trainSet, testSet: testSet)
             if json {
                 let object: [String: Any] = ["experiment": recipe.name, "readme": result.readme.path, "csv": result.csv.path,

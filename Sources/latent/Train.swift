@@ -123,7 +123,7 @@ struct Train: ParsableCommand {
         let lock = try RunFolder.lock(directory)
         defer { close(lock) }
         let progress = ProgressDisplay(quiet: quiet, lossNames: session.model.lossTermNames)
-        let tensorBoard = try TensorBoardObserver(runDirectory: directory, model: session.model)
+        let tensorBoard = TensorBoardOnStart(runDirectory: directory, model: session.model)
         defer { tensorBoard.close() }
         let report = RunReportObserver(directory: directory)
         // The trainer holds its observer weakly; `observers` keeps all three alive for the run.
@@ -171,11 +171,46 @@ enum RunFolder {
             let busy = errno == EWOULDBLOCK
             let reason = String(cString: strerror(errno))
             close(descriptor)
-            throw LatentError.io(busy ? "another latent train is writing to \(directory.path); wait for it or choose another --out"
+            throw LatentError.io(busy ? "another latent process is writing to \(directory.path); wait for it or choose another --out"
                                       : "cannot lock the output folder \(directory.path): \(reason)")
         }
         return descriptor
     }
+}
+
+/// The run's TensorBoard log (DIR/tb), opened when training starts: after the trainer has
+/// checked the folder's space, so a run refused for a full disk leaves no event file behind.
+/// A log that cannot be opened is a warning; the training goes on without it.
+final class TensorBoardOnStart: TrainingObserver {
+    let runDirectory: URL
+    weak var model: (any GenerativeModel)?
+    private(set) var observer: TensorBoardObserver?
+
+    init(runDirectory: URL, model: any GenerativeModel) {
+        self.runDirectory = runDirectory
+        self.model = model
+    }
+
+    func trainingStarted(epochs: ClosedRange<Int>, batchesPerEpoch: Int, trainImages: Int, testImages: Int) {
+        if observer == nil, let model {
+            do {
+                observer = try TensorBoardObserver(runDirectory: runDirectory, model: model)
+            } catch {
+                FileHandle.standardError.write(Data("warning: no TensorBoard log: \(error)\n".utf8))
+            }
+        }
+        observer?.trainingStarted(epochs: epochs, batchesPerEpoch: batchesPerEpoch, trainImages: trainImages, testImages: testImages)
+    }
+
+    func batchFinished(epoch: Int, batch: Int, batchCount: Int, loss: Double?, imagesPerSecond: Double) {
+        observer?.batchFinished(epoch: epoch, batch: batch, batchCount: batchCount, loss: loss, imagesPerSecond: imagesPerSecond)
+    }
+
+    func epochFinished(_ metrics: EpochMetrics, samplePath: String?) {
+        observer?.epochFinished(metrics, samplePath: samplePath)
+    }
+
+    func close() { observer?.close() }
 }
 
 /// A progress bar on a terminal (epoch, batch, loss, images/s, ETA), one plain line per
