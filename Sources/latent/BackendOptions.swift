@@ -114,7 +114,7 @@ struct BackendOptions: ParsableArguments {
 
     /// `2 devices: 0 CPU pthread-..., 1 ...` for the reasons above.
     static func deviceSummary(_ devices: [OpenCLDeviceInfo]) -> String {
-        devices.map { "\($0.index) \($0.kind.rawValue) \($0.name)" }.joined(separator: ", ")
+        devices.map { "device \($0.index): \($0.kind.rawValue) \($0.name)" }.joined(separator: ", ")
     }
 
     /// One line for `latent info`: the OpenCL devices found, or why there are none.
