@@ -78,11 +78,14 @@ final class ProgramHandle: @unchecked Sendable {
 final class DeviceContext: @unchecked Sendable {
     let device: OpenCLDeviceInfo
     let context: cl_context
+    /// What Latent holds on the device, checked before each allocation.
+    let memory: DeviceMemoryBudget
     private let lock = NSLock()
     private var programs: [String: ProgramHandle] = [:]
 
     private init(device: OpenCLDeviceInfo) throws {
         self.device = device
+        memory = try DeviceMemoryBudget(device: device)
         var status: cl_int = 0
         var id: cl_device_id? = device.handle.id
         guard let context = latent_clCreateContext(nil, 1, &id, nil, nil, &status), status == CL_SUCCESS else {
@@ -141,14 +144,30 @@ final class DeviceContext: @unchecked Sendable {
             throw LatentError.backend("OpenCL could not create a program from \(name): \(CL.errorName(status))")
         }
         var id: cl_device_id? = device.handle.id
-        let buildStatus = latent_clBuildProgram(program, 1, &id, options, nil, nil)
+        // PoCL's compiler also prints to stderr ("1 error generated."); that text is held
+        // back while building, so a failure is the one line below, and passed on otherwise.
+        let (buildStatus, compilerOutput) = StderrCapture.run { latent_clBuildProgram(program, 1, &id, options, nil, nil) }
         guard buildStatus == CL_SUCCESS else {
             let log = buildLog(program)
             _ = latent_clReleaseProgram(program)
+            StderrCapture.pass(compilerOutput.split(separator: "\n").filter { line in
+                !line.contains("generated.") && !log.contains(line.trimmingCharacters(in: .whitespaces))
+            }.joined(separator: "\n"))
             throw LatentError.backend("OpenCL could not build \(name) for \(device.name) with options \"\(options)\" "
-                + "(\(CL.errorName(buildStatus))); build log:\n\(log)")
+                + "(\(CL.errorName(buildStatus))); build log: \(Self.condensed(log))")
         }
+        StderrCapture.pass(compilerOutput)
         return program
+    }
+
+    /// A build log on one line: its error lines (all lines when none says "error"), joined
+    /// with " | " and cut at 2,000 characters.
+    static func condensed(_ log: String) -> String {
+        let lines = log.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let errors = lines.filter { $0.localizedCaseInsensitiveContains("error") && !$0.hasSuffix("generated.") }
+        let text = (errors.isEmpty ? lines : errors).joined(separator: " | ")
+        if text.isEmpty { return "(empty)" }
+        return text.count > 2000 ? String(text.prefix(2000)) + " …" : text
     }
 
     private func buildLog(_ program: cl_program) -> String {
@@ -161,7 +180,7 @@ final class DeviceContext: @unchecked Sendable {
             return "(no log)"
         }
         let log = cString(bytes)
-        return log.isEmpty ? "(empty log)" : log
+        return log.isEmpty ? "(empty)" : log
     }
 
     private func binary(of program: cl_program) -> [UInt8]? {

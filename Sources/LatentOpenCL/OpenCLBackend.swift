@@ -11,9 +11,12 @@ public final class OpenCLBuffer: DeviceBuffer, @unchecked Sendable {
     init(count: Int, context: DeviceContext) throws {
         var status: cl_int = 0
         let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
+        try context.memory.reserve(bytes)
         guard let mem = latent_clCreateBuffer(context.context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &status),
               status == CL_SUCCESS else {
-            throw LatentError.backend("OpenCL could not allocate \(count) floats on \(context.device.name): \(CL.errorName(status))")
+            context.memory.release(bytes)
+            throw LatentError.backend("OpenCL could not allocate \(DeviceMemoryBudget.megabytes(UInt64(bytes))) on \(context.device.name): "
+                + "\(CL.errorName(status)); try a smaller --batch-size")
         }
         self.count = count
         self.mem = mem
@@ -23,6 +26,7 @@ public final class OpenCLBuffer: DeviceBuffer, @unchecked Sendable {
     deinit {
         // OpenCL frees the memory once the commands already enqueued on it have finished.
         _ = latent_clReleaseMemObject(mem)
+        context.memory.release(Swift.max(count, 1) * MemoryLayout<Float>.stride)
     }
 }
 
@@ -103,7 +107,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     public func makeBuffer(count: Int) throws -> any DeviceBuffer {
         guard count >= 0 else { throw LatentError.invalidArgument("buffer size \(count) is negative") }
-        guard count < Int(Int32.max) else { throw LatentError.backend("cannot allocate \(count) floats (the OpenCL kernels index with 32-bit integers)") }
+        guard count < Int(Int32.max) else {
+            throw LatentError.backend("an op needs \(count) floats in one buffer, beyond the OpenCL kernels' 32-bit indices; try a smaller --batch-size")
+        }
         return try withLock {
             let buffer = try OpenCLBuffer(count: count, context: shared)
             // Zeroed, as the CPU backend's buffers are.

@@ -23,6 +23,8 @@ public struct OpenCLDeviceInfo: Sendable, CustomStringConvertible {
     public let computeUnits: Int
     public let clockMHz: Int
     public let globalMemoryBytes: UInt64
+    /// The largest single buffer the device accepts (`CL_DEVICE_MAX_MEM_ALLOC_SIZE`).
+    public let maxAllocationBytes: UInt64
     public let localMemoryBytes: UInt64
     /// Local memory that is on-chip (`CL_LOCAL`) rather than ordinary memory (`CL_GLOBAL`, PoCL).
     public let dedicatedLocalMemory: Bool
@@ -162,6 +164,7 @@ public enum OpenCLDiscovery {
             computeUnits: Int(deviceValue(id, CL_DEVICE_MAX_COMPUTE_UNITS, cl_uint(0))),
             clockMHz: Int(deviceValue(id, CL_DEVICE_MAX_CLOCK_FREQUENCY, cl_uint(0))),
             globalMemoryBytes: deviceValue(id, CL_DEVICE_GLOBAL_MEM_SIZE, cl_ulong(0)),
+            maxAllocationBytes: deviceValue(id, CL_DEVICE_MAX_MEM_ALLOC_SIZE, cl_ulong(0)),
             localMemoryBytes: deviceValue(id, CL_DEVICE_LOCAL_MEM_SIZE, cl_ulong(0)),
             dedicatedLocalMemory: localType == cl_device_local_mem_type(CL_LOCAL),
             maxWorkGroupSize: Int(deviceValue(id, CL_DEVICE_MAX_WORK_GROUP_SIZE, Int(0))),

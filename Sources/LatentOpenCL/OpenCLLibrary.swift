@@ -30,9 +30,15 @@ public enum OpenCLLibrary {
 enum CL {
     static func check(_ status: cl_int, _ what: @autoclosure () -> String) throws {
         guard status == CL_SUCCESS else {
-            throw LatentError.backend("OpenCL \(what()) failed: \(errorName(status))")
+            // GPU drivers allocate buffers when a kernel first uses them, so running out of
+            // device memory shows up here, at a launch or a read.
+            let hint = outOfMemory.contains(status) ? "; the device ran out of memory, try a smaller --batch-size" : ""
+            throw LatentError.backend("OpenCL \(what()) failed: \(errorName(status))\(hint)")
         }
     }
+
+    /// CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_OUT_OF_RESOURCES, CL_OUT_OF_HOST_MEMORY.
+    static let outOfMemory: Set<cl_int> = [-4, -5, -6]
 
     static func errorName(_ code: cl_int) -> String {
         let names: [cl_int: String] = [

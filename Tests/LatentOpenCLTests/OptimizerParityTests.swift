@@ -44,6 +44,30 @@ final class OptimizerParityTests: XCTestCase {
         }
     }
 
+    /// Adam where eps matters: gradients from 1e-12 to 1e-1 in magnitude (and zeros), the
+    /// regime of the training parity tests' tiny gradients, where the step is lr * g / (|g| + eps)
+    /// rather than lr * sign(g). Still bit for bit, over five steps.
+    func testAdamIsBitIdenticalForGradientsNearEps() throws {
+        let pair = Pair(try OpenCLTestDevice.backend())
+        try XCTSkipUnless(pair.cl.device.correctlyRoundedDivideSqrt, "the device rounds / and sqrt loosely")
+        var random = TestRandom(seed: 7)
+        let n = 4099
+        for rule in Self.rules.prefix(4) {
+            let parameter = try pair.buffers(random.array(n), offset: 1)
+            let state = try (0..<rule.stateCount).map { index in try pair.buffers([Float](repeating: 0, count: n), offset: index) }
+            for step in 1...5 {
+                let gradients = (0..<n).map { i -> Float in
+                    i % 97 == 0 ? 0 : Float(pow(10, Double(random.uniform(-12, -1)))) * (random.uniform() < 0 ? -1 : 1)
+                }
+                let gradient = try pair.buffers(gradients, offset: 2)
+                try pair.cpu.optimizerStep(rule, parameter: parameter.cpu, gradient: gradient.cpu, state: state.map(\.cpu), step: step)
+                try pair.cl.optimizerStep(rule, parameter: parameter.cl, gradient: gradient.cl, state: state.map(\.cl), step: step)
+                try pair.assertIdentical(parameter, "\(rule) step \(step) parameter")
+                for (index, buffer) in state.enumerated() { try pair.assertIdentical(buffer, "\(rule) step \(step) state \(index)") }
+            }
+        }
+    }
+
     func testWrongStateCountThrows() throws {
         let pair = Pair(try OpenCLTestDevice.backend())
         let p = try pair.buffers([1, 2])

@@ -74,6 +74,8 @@ final class TrainingParityTests: XCTestCase {
         var losses: [Float] = []
         /// Gradients after the first step's backward pass.
         var firstGradients: [(String, [Float])] = []
+        /// Parameters and buffers after the first step.
+        var firstParameters: [(String, [Float])] = []
         /// Parameters and buffers after the last step.
         var parameters: [(String, [Float])] = []
     }
@@ -90,11 +92,16 @@ final class TrainingParityTests: XCTestCase {
             run.losses.append(try model.step(images, optimizer: optimizer, bce: bce, kl: kl))
             if step == 0 {
                 run.firstGradients = try model.namedParameters().map { ($0.name, try $0.parameter.gradient.toArray()) }
+                run.firstParameters = try Self.state(of: model)
             }
         }
-        run.parameters = try model.namedParameters().map { ($0.name, try $0.parameter.value.toArray()) }
-            + model.namedBuffers().map { ($0.name, try $0.tensor.toArray()) }
+        run.parameters = try Self.state(of: model)
         return run
+    }
+
+    static func state(of model: ConvVAE) throws -> [(String, [Float])] {
+        try model.namedParameters().map { ($0.name, try $0.parameter.value.toArray()) }
+            + model.namedBuffers().map { ($0.name, try $0.tensor.toArray()) }
     }
 
     /// Backward parity before any optimizer amplifies rounding: every gradient of the first
@@ -115,10 +122,27 @@ final class TrainingParityTests: XCTestCase {
     }
 
     /// Report 004's conv VAE: five steps of forward, backward and Adam, the same seed on both
-    /// backends. The losses match to 1e-4. Adam divides each gradient by its own running
-    /// RMS, so float rounding in an element with a small gradient becomes a visible change of
-    /// its step: after five steps the parameters agree to 2e-3 (norm-relative; measured
-    /// 1e-3 at worst); the SGD test below shows the same steps without that amplification.
+    /// backends. The Adam kernel itself is bit-identical to the CPU's, tiny gradients near eps
+    /// included (OptimizerParityTests), so what differs comes in with the gradients.
+    ///
+    /// After one step every parameter and buffer agrees to 1e-4 (issue 3's bound; measured
+    /// 1.3e-5 at worst, fc_mu.weight). No gradient element outside the normalised biases
+    /// changes sign; the parameters that differ by more than 1e-6 all have |g| <= 2.7e-7,
+    /// within 30 eps, where Adam's step lr * g / (|g| + eps) depends on g's size, and where a
+    /// gradient that is a cancellation of larger terms carries up to 56% rounding error on
+    /// either backend (1e-5 norm-relative for the whole tensor, checked below).
+    ///
+    /// Every later step feeds those differences forward, and Adam divides each gradient by its
+    /// own running RMS, so a small element's rounding becomes a full-size change of its step:
+    /// measured worst (norm-relative) 6.2e-5 after two steps and 1.07e-3 after five
+    /// (decoder.1.weight; fc_mu.weight 9.6e-4, encoder.3.weight 8.3e-4), asserted at 2e-3.
+    /// BatchNorm's shifts start at zero, so they are nothing but the five Adam steps and their
+    /// error is the steps' own: 5.0e-3 (encoder.1.bias), asserted at 1e-2.
+    /// The running means are left out there: they follow the normalised biases, whose noise
+    /// gradients Adam turns into steps of lr in either direction (4.5e-3 after five steps).
+    /// This is rounding amplified, not a formula difference: with SGD the same five steps
+    /// hold 1e-4 element by element (next test). The losses agree to 1e-4 (measured 3.6e-5,
+    /// step 4).
     func testConvVAEFiveAdamStepsMatchCPU() throws {
         let cl = try OpenCLTestDevice.backend()
         let adam = OptimizerRule.adam(lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false)
@@ -126,8 +150,14 @@ final class TrainingParityTests: XCTestCase {
         let actual = try runConvVAE(on: cl, steps: 5, batch: 16, rule: adam)
         assertScaled(actual.losses, expected.losses, tolerance: 1e-4, "conv VAE losses")
         assertGradientsMatch(actual, expected)
+        XCTAssertEqual(actual.firstParameters.count, expected.firstParameters.count)
+        for (a, e) in zip(actual.firstParameters, expected.firstParameters) where !Self.normalizedBiases.contains(e.0) {
+            XCTAssertLessThanOrEqual(normRelativeError(a.1, e.1), 1e-4, "conv VAE \(e.0) after 1 Adam step")
+        }
+        let batchNormShifts: Set<String> = ["encoder.1.bias", "encoder.4.bias", "encoder.7.bias"]
         for (a, e) in zip(actual.parameters, expected.parameters) where !Self.normalizedBiases.contains(e.0) && !e.0.hasSuffix("running_mean") {
-            XCTAssertLessThanOrEqual(normRelativeError(a.1, e.1), 1e-2, "conv VAE \(e.0) after 5 Adam steps")
+            let bound = batchNormShifts.contains(e.0) ? 1e-2 : 2e-3
+            XCTAssertLessThanOrEqual(normRelativeError(a.1, e.1), bound, "conv VAE \(e.0) after 5 Adam steps")
         }
     }
 
@@ -195,7 +225,9 @@ final class TrainingParityTests: XCTestCase {
 
     /// Report 004's MLP GAN: two rounds of one discriminator and one generator step (Adam,
     /// lr 2e-4, betas 0.5/0.999). Losses, and every parameter and running statistic, within
-    /// 1e-4 (norm-relative; the biases that feed a BatchNorm aside).
+    /// 1e-4 (norm-relative; the biases that feed a BatchNorm aside). Measured: the losses
+    /// agree to 1 ulp or exactly, the worst tensor is G.3.running_mean at 1.0e-5, the weights
+    /// at most 5e-7; the excluded biases reach 1.1e-4 (G.8.bias).
     func testMLPGANStepsMatchCPU() throws {
         let cl = try OpenCLTestDevice.backend()
         let expected = try runGAN(on: CPUBackend(threads: 2), rounds: 2, batch: 32)
