@@ -1,3 +1,5 @@
+import LatentModels
+
 /// The 2-D principal plane of a cloud of points, in Double on the host, for scatter plots of
 /// codes with more than two dimensions: the mean, the two directions of largest variance
 /// (orthonormal, by decreasing variance) and the share of the total variance they hold.
@@ -91,41 +93,9 @@ public struct PrincipalPlane: Sendable, Equatable {
     /// Eigenpairs of the symmetric `n` x `n` matrix `a`, by decreasing eigenvalue (cyclic
     /// Jacobi; at most 100 sweeps, stops when the off-diagonal mass is negligible).
     static func jacobi(_ matrix: [Double], _ n: Int) -> (values: [Double], vectors: [[Double]]) {
-        var a = matrix
-        var v = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { v[i * n + i] = 1 }
-        let scale = max(a.reduce(0) { max($0, abs($1)) }, Double.leastNormalMagnitude)
-        for _ in 0..<100 {
-            var off = 0.0
-            for p in 0..<n { for q in (p + 1)..<n { off += a[p * n + q] * a[p * n + q] } }
-            if off.squareRoot() <= 1e-15 * scale { break }
-            for p in 0..<(n - 1) {
-                for q in (p + 1)..<n {
-                    let apq = a[p * n + q]
-                    guard abs(apq) > 1e-300 else { continue }
-                    let theta = (a[q * n + q] - a[p * n + p]) / (2 * apq)
-                    let t = (theta >= 0 ? 1 : -1) / (abs(theta) + (theta * theta + 1).squareRoot())
-                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
-                    for k in 0..<n {
-                        let akp = a[k * n + p], akq = a[k * n + q]
-                        a[k * n + p] = c * akp - s * akq
-                        a[k * n + q] = s * akp + c * akq
-                    }
-                    for k in 0..<n {
-                        let apk = a[p * n + k], aqk = a[q * n + k]
-                        a[p * n + k] = c * apk - s * aqk
-                        a[q * n + k] = s * apk + c * aqk
-                    }
-                    for k in 0..<n {
-                        let vkp = v[k * n + p], vkq = v[k * n + q]
-                        v[k * n + p] = c * vkp - s * vkq
-                        v[k * n + q] = s * vkp + c * vkq
-                    }
-                }
-            }
-        }
-        let order = (0..<n).sorted { a[$0 * n + $0] > a[$1 * n + $1] }
-        return (order.map { a[$0 * n + $0] }, order.map { column in (0..<n).map { v[$0 * n + column] } })
+        let (values, vectors) = SymmetricEigen.rotations(matrix, size: n)
+        let order = (0..<n).reversed()
+        return (order.map { values[$0] }, order.map { column in (0..<n).map { vectors[$0 * n + column] } })
     }
 
     /// The top `wanted` eigenpairs by subspace iteration on a block of `wanted + 6` vectors

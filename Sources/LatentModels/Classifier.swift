@@ -109,22 +109,24 @@ public final class Classifier: GenerativeModel {
 /// Softmax cross-entropy over rows of `classes` logits, on the device, from ops the backend
 /// has (it has no softmax, exp or log op of its own):
 ///
-///   shift   z' = z - rowmean(z)           channelSum over a row + biasActivationForward,
-///                                         with rows as "channels" (batch 1, spatial C)
-///   exp     e = exp(z')                   reparameterize(mean 0, parameter z', noise 1, logstd)
-///   sums    S = rowsum(e)                 channelSum; S >= C by Jensen (mean of exp >= exp of
-///                                         mean = 1), so 1/S <= 1/C never reaches 1
-///   1/S     r = 1 / sqrt(S^2)             batchNormForwardInference on ones with variance S^2
-///   loss    sum_n (log S_n - z'_{n,y_n}) = BCE_sum(r, 1) - sum(z' * onehot)
+///   shift   z' = z - rowmax(z)            the row maximum as sum(z * onehot(argmax z)) (argmax
+///                                         below), then biasActivationForward with rows as
+///                                         "channels" (batch 1, spatial C)
+///   exp     e = exp(z') <= 1              reparameterize(mean 0, parameter z', noise 1, logstd)
+///   sums    S = rowsum(e), 1 <= S <= C    channelSum
+///   1/2S    r = 1 / (2 sqrt(S^2)) <= 1/2  batchNormForwardInference on ones with variance S^2;
+///                                         halved so that BCE's log(1 - r) never sees r = 1
+///   loss    sum_n (log S_n - z'_{n,y_n}) = BCE_sum(r, 1) - N ln 2 - sum(z' * onehot)
 ///   softmax p = e / S                     batchNormForwardInference (variance S^2)
 ///   grad    (p - onehot) * scale
 ///   errors  N - sum(onehot(argmax z) * onehot): argmax as the nearest row of the identity
 ///           (||z - e_j||^2 = ||z||^2 - 2 z_j + 1, ties to the lowest index as torch.argmax),
 ///           via nearestCodebookEntry and gatherRows.
 ///
-/// Shifting by the row mean instead of the row maximum (the backend has no max) overflows
-/// only if a logit exceeds its row's mean by about 88, which a finite training run does not
-/// reach. Precision: BCE's log is clamped at -100 as PyTorch's, which bounds log S at 100.
+/// Shifting by the row maximum keeps exp from overflowing however confident the classifier
+/// grows (a shift by the row mean overflowed at 88 above the mean: NaN in the fourth epoch
+/// on MNIST). The argmax comes from squared distances (||z||^2 - 2 z_j + 1), so near-ties
+/// of huge logits may pick a runner-up a rounding error below the maximum, which is harmless.
 final class SoftmaxCrossEntropy {
     let classes: Int
     let backend: any Backend
@@ -145,6 +147,8 @@ final class SoftmaxCrossEntropy {
     var zeros = ConstantSlot(0)      // (N, C)
     var ones = ConstantSlot(1)       // (N, C)
     let logSums: Tensor
+    /// -N ln 2 for the halved 1/S.
+    let halving: Tensor
     let picked: Tensor
     let loss: Tensor
     let correct: Tensor
@@ -158,6 +162,7 @@ final class SoftmaxCrossEntropy {
         for i in 0..<classes { values[i * classes + i] = 1 }
         identity = try Tensor(values, shape: [classes, classes], on: backend)
         logSums = try Tensor(zeros: [1], on: backend)
+        halving = try Tensor(zeros: [1], on: backend)
         picked = try Tensor(zeros: [1], on: backend)
         loss = try Tensor(zeros: [1], on: backend)
         correct = try Tensor(zeros: [1], on: backend)
@@ -170,9 +175,17 @@ final class SoftmaxCrossEntropy {
             throw LatentError.shape("softmax cross-entropy expects logits (N, \(classes)), got \(Shape.describe(logits.shape))")
         }
         let rows = logits.shape[0]
+        // -rowmax(z) = -sum(z * onehot(argmax z)).
+        let argmax = try argmax.tensor([rows], on: backend)
+        try backend.nearestCodebookEntry(input: logits.view, codebook: identity.view, indices: argmax.view,
+                                         rows: rows, entries: classes, width: classes)
+        let predicted = try predicted.tensor(logits.shape, on: backend)
+        try backend.gatherRows(table: identity.view, indices: argmax.view, output: predicted.view, rows: rows, width: classes)
+        let products = try products.tensor(logits.shape, on: backend)
+        try backend.multiply(logits.view, predicted.view, output: products.view)
         let offsets = try rowOffsets.tensor([rows], on: backend)
-        try backend.channelSum(input: logits.view, output: offsets.view, batch: 1, channels: rows, spatial: classes, accumulate: false)
-        try backend.axpby(alpha: -1 / Float(classes), x: offsets.view, beta: 0, y: offsets.view)
+        try backend.channelSum(input: products.view, output: offsets.view, batch: 1, channels: rows, spatial: classes, accumulate: false)
+        try backend.axpby(alpha: -1, x: offsets.view, beta: 0, y: offsets.view)
         let shifted = try shifted.tensor(logits.shape, on: backend)
         try backend.biasActivationForward(input: logits.view, bias: offsets.view, activation: .identity, output: shifted.view,
                                           channels: rows, spatial: classes)
@@ -212,7 +225,10 @@ final class SoftmaxCrossEntropy {
         let inverse = try inverse.tensor([rows], on: backend)
         let rowOnes = try rowOnes.tensor([rows], on: backend)
         try divide(rowOnes, bySums: sums, rows: rows, width: 1, into: inverse)
+        try backend.axpby(alpha: 0.5, x: inverse.view, beta: 0, y: inverse.view)
         try backend.lossForward(.bce, prediction: inverse.view, target: rowOnes.view, output: logSums.view, reduction: .sum)
+        try backend.fill(halving.view, value: -Float(rows) * 0.693_147_18)
+        try backend.axpby(alpha: 1, x: halving.view, beta: 1, y: logSums.view)
         // sum z'_{n, y_n}
         let products = try products.tensor(logits.shape, on: backend)
         try backend.multiply(shifted.view, targets.view, output: products.view)

@@ -132,7 +132,7 @@ public struct PrincipalComponents: Sendable, Equatable {
                     t[j * b + i] = s
                 }
             }
-            let (eigenvalues, eigenvectors) = jacobi(t, b)
+            let (eigenvalues, eigenvectors) = SymmetricEigen.rotations(t, size: b)
             let order = (0..<b).sorted { eigenvalues[$0] > eigenvalues[$1] || (eigenvalues[$0] == eigenvalues[$1] && $0 < $1) }
             var rotatedQ = [Double](repeating: 0, count: b * n)
             var rotatedZ = [Double](repeating: 0, count: b * n)
@@ -220,48 +220,5 @@ public struct PrincipalComponents: Sendable, Equatable {
                 }
             }
         }
-    }
-
-    /// Eigen-decomposition of a small symmetric matrix by cyclic Jacobi rotations: the
-    /// eigenvalues and the eigenvectors as columns (V[i * n + j] is component i of vector j).
-    static func jacobi(_ matrix: [Double], _ n: Int) -> (values: [Double], vectors: [Double]) {
-        var a = matrix
-        var v = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { v[i * n + i] = 1 }
-        for _ in 0..<100 {
-            var off = 0.0, total = 0.0
-            for i in 0..<n {
-                for j in 0..<n {
-                    total += a[i * n + j] * a[i * n + j]
-                    if i != j { off += a[i * n + j] * a[i * n + j] }
-                }
-            }
-            if off <= 1e-30 * total || off == 0 { break }
-            for p in 0..<n {
-                for r in (p + 1)..<n {
-                    let apr = a[p * n + r]
-                    if apr == 0 { continue }
-                    let theta = (a[r * n + r] - a[p * n + p]) / (2 * apr)
-                    let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
-                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
-                    for k in 0..<n {
-                        let akp = a[k * n + p], akr = a[k * n + r]
-                        a[k * n + p] = c * akp - s * akr
-                        a[k * n + r] = s * akp + c * akr
-                    }
-                    for k in 0..<n {
-                        let apk = a[p * n + k], ark = a[r * n + k]
-                        a[p * n + k] = c * apk - s * ark
-                        a[r * n + k] = s * apk + c * ark
-                    }
-                    for k in 0..<n {
-                        let vkp = v[k * n + p], vkr = v[k * n + r]
-                        v[k * n + p] = c * vkp - s * vkr
-                        v[k * n + r] = s * vkp + c * vkr
-                    }
-                }
-            }
-        }
-        return ((0..<n).map { a[$0 * n + $0] }, v)
     }
 }

@@ -22,6 +22,7 @@ struct Latent: ParsableCommand {
           latent centroids --checkpoint CKPT --output c.png --noise 0,0.5,1,2
           latent scatter --checkpoint CKPT --output codes.png
           latent denoise --checkpoint CKPT --output d.png --noise 0.1
+          latent eval --checkpoint runs/vae-fc --iw-samples 5000  # test -ELBO, IW bound in nats, active units
           latent compare runs/a runs/b --output table.md     # a table and loss curves of runs
           latent reproduce --list                            # the reports' experiments
           latent report runs/vae-fc                          # runs/vae-fc/report.html: one self-contained page
@@ -30,7 +31,7 @@ struct Latent: ParsableCommand {
           latent --generate-completion-script bash           # shell completions
         """,
         version: LatentVersion.string,
-        subcommands: [Info.self, Models.self, Train.self, DataCommand.self, Bench.self, Devices.self, Sample.self, Reconstruct.self, Interpolate.self, Sweep.self, Manifold.self, Centroids.self, Scatter.self, Denoise.self, Compare.self, Reproduce.self, Report.self]
+        subcommands: [Info.self, Models.self, Train.self, DataCommand.self, Bench.self, Devices.self, Sample.self, Reconstruct.self, Interpolate.self, Sweep.self, Manifold.self, Centroids.self, Scatter.self, Denoise.self, Compare.self, Reproduce.self, Report.self, Eval.self]
     )
 
     /// CLI.md's exit codes: 0 success, 1 a failure the user can act on (one line on

@@ -88,7 +88,7 @@ final class PCATests: XCTestCase {
         var c = [Double](repeating: 0, count: n * n)
         for i in 0..<n { for j in 0..<n { for k in 0..<n { c[i * n + j] += a[i * n + k] * a[j * n + k] } } }
         let (values, vectors) = PrincipalComponents.topEigenpairs(symmetric: c, dimension: n, count: 4)
-        let (allValues, allVectors) = PrincipalComponents.jacobi(c, n)
+        let (allValues, allVectors) = SymmetricEigen.rotations(c, size: n)
         let order = allValues.indices.sorted { allValues[$0] > allValues[$1] }
         for k in 0..<4 {
             XCTAssertEqual(values[k], allValues[order[k]], accuracy: 1e-8 * allValues[order[0]])
