@@ -131,8 +131,13 @@ extension LineChart {
         String(format: "#%02x%02x%02x", color.red, color.green, color.blue)
     }
 
-    /// Text for XML content and attribute values.
-    static func escape(_ text: String) -> String {
+    static func escape(_ text: String) -> String { Markup.escape(text) }
+}
+
+/// Escaping for the SVG charts and the HTML run report, which share one rule.
+public enum Markup {
+    /// Text for XML/HTML content and attribute values.
+    public static func escape(_ text: String) -> String {
         var out = ""
         for character in text {
             switch character {

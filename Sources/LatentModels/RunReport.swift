@@ -320,19 +320,7 @@ public struct RunReport {
         return String(format: "%d h %02d min", total / 3600, (total % 3600) / 60)
     }
 
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.append(character)
-            }
-        }
-        return out
-    }
+    static func escape(_ text: String) -> String { Markup.escape(text) }
 }
 
 /// Rewrites `DIR/report.html` after every epoch. A page that cannot be written never stops
