@@ -23,28 +23,9 @@ public struct PrincipalPlane: Sendable, Equatable {
         guard points.count % dimension == 0, points.count / dimension >= 2 else {
             throw ExploreError("a principal plane needs at least 2 points of \(dimension) floats, got \(points.count) floats")
         }
-        let count = points.count / dimension
-        var mean = [Double](repeating: 0, count: dimension)
-        for row in 0..<count {
-            for j in 0..<dimension { mean[j] += Double(points[row * dimension + j]) }
-        }
-        for j in 0..<dimension { mean[j] /= Double(count) }
-        var covariance = [Double](repeating: 0, count: dimension * dimension)
-        var centred = [Double](repeating: 0, count: dimension)
-        for row in 0..<count {
-            for j in 0..<dimension { centred[j] = Double(points[row * dimension + j]) - mean[j] }
-            for i in 0..<dimension where centred[i] != 0 {
-                let a = centred[i]
-                for j in i..<dimension { covariance[i * dimension + j] += a * centred[j] }
-            }
-        }
-        let scale = 1 / Double(count - 1)
-        for i in 0..<dimension {
-            for j in i..<dimension {
-                covariance[i * dimension + j] *= scale
-                covariance[j * dimension + i] = covariance[i * dimension + j]
-            }
-        }
+        // The same unbiased mean and covariance as the FID's feature statistics.
+        let statistics = try FeatureStatistics(rows: points, dimension: dimension)
+        let mean = statistics.mean, covariance = statistics.covariance
         let total = (0..<dimension).reduce(0.0) { $0 + covariance[$1 * dimension + $1] }
         let (values, vectors) = dimension <= 256
             ? Self.jacobi(covariance, dimension)
