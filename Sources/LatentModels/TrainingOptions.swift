@@ -29,6 +29,11 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
     public var beta: Float = 1
     /// false trains on reconstruction alone (report 002 and 004 "without KL").
     public var kl: Bool = true
+    /// KL warm-up (Sønderby et al. 2016): the KL term's weight in the gradient rises linearly
+    /// from 0 to `beta` over this many optimizer steps, so that latent units become active
+    /// before the KL term can switch them off. nil or 0: no warm-up. Reported losses always
+    /// carry the full weight. Optional so that configurations written before it still load.
+    public var klWarmupSteps: Int?
     /// What a VAE's second head predicts: logvar, logstd or std.
     public var parameterization: String = GaussianParameterization.logVariance.rawValue
     /// Salt-and-pepper noise on this fraction of training pixels (report 004).
@@ -71,6 +76,7 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
         try check(depth >= 1 && depth <= 64, "--depth must be between 1 and 64, got \(depth)")
         try check(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1), got \(dropout)")
         try check(beta.isFinite && beta >= 0, "--beta must be >= 0, got \(beta)")
+        try check((klWarmupSteps ?? 0) >= 0 && (klWarmupSteps ?? 0) <= 100_000_000, "--kl-warmup-steps must be 0...100000000, got \(klWarmupSteps ?? 0)")
         try check(noise >= 0 && noise <= 1, "--noise must be a fraction in [0, 1], got \(noise)")
         try check(LossKind(rawValue: loss).map { $0 != .bceWithLogits } ?? false, "--loss must be bce, mse or l1, got \(loss)")
         try check(GaussianParameterization(rawValue: parameterization) != nil, "--parameterization must be logvar, logstd or std, got \(parameterization)")

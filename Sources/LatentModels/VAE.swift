@@ -99,14 +99,24 @@ public final class GaussianVAE: GenerativeModel {
         let gradDecoderInput = try decoder.backward(try gradReconstruction.reshaped(decoderOutputShape))
         let gradZ = conditional ? try decoderConcat.backward(gradDecoderInput)[0] : gradDecoderInput
         let (gradMean, gradParameter) = try reparameterize.backward(gradZ)
-        if options.kl && options.beta != 0 {
-            try kl.backward(scale: options.beta * scale, accumulatingInto: gradMean, gradParameter)
+        let klWeight = klGradientWeight
+        if options.kl && klWeight != 0 {
+            try kl.backward(scale: klWeight * scale, accumulatingInto: gradMean, gradParameter)
         }
         let gradHidden = try meanHead.backward(gradMean)
         try accumulate(try parameterHead.backward(gradParameter), into: gradHidden)
         _ = try encoder.backward(gradHidden)
         for (_, optimizer) in optimizers { try optimizer.step() }
         return terms
+    }
+
+    /// The KL term's weight in this step's gradient: `beta`, or during `--kl-warmup-steps`
+    /// beta x (steps taken + 1) / warm-up. The step count is the optimizer's, which the
+    /// checkpoint keeps, so a resumed run continues the same ramp.
+    var klGradientWeight: Float {
+        guard let warmup = options.klWarmupSteps, warmup > 0 else { return options.beta }
+        let taken = optimizers.first?.optimizer.steps.max() ?? 0
+        return options.beta * min(1, Float(taken + 1) / Float(warmup))
     }
 
     public func evaluate(images: Tensor, labels: [UInt8]) throws -> [Tensor] {

@@ -52,6 +52,7 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Reconstruction loss, summed over pixels.", valueName: "bce|mse|l1")) var loss: ReconstructionLoss?
     @Option(help: "Weight of the KL term (beta-VAE).") var beta: Float?
     @Flag(help: "Train on reconstruction alone (no KL term).") var noKl = false
+    @Option(help: "KL warm-up: the KL weight rises linearly from 0 to --beta over this many steps.") var klWarmupSteps: Int?
     @Option(help: ArgumentHelp("What the VAE's second head predicts.", valueName: "logvar|logstd|std")) var parameterization: HeadParameterization?
     @Option(help: "Salt-and-pepper noise on this fraction of training pixels (0.01, 0.1, 0.2, 0.8 in report 004).") var noise: Double?
     @Flag(help: "Dynamically binarise the images (likelihoods in nats).") var binarize = false
@@ -87,6 +88,7 @@ struct Train: ParsableCommand {
         if let loss { options.loss = loss.rawValue }
         if let beta { options.beta = beta }
         if noKl { options.kl = false }
+        if let klWarmupSteps { options.klWarmupSteps = klWarmupSteps }
         if let parameterization { options.parameterization = parameterization.rawValue }
         if let noise { options.noise = noise }
         if binarize { options.binarize = true }
