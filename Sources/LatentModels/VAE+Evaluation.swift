@@ -13,13 +13,7 @@ extension GaussianVAE {
     /// q(z|x) in eval mode for images (N, 1, 28, 28): means and standard deviations, N x Z
     /// floats each, row-major.
     public func posterior(_ images: Tensor, labels: [UInt8]) throws -> (mean: [Float], std: [Float]) {
-        let batch = images.shape[0]
-        var encoderInput = images
-        if conditional {
-            let rows = try ModelSupport.oneHot(labels, classes: classes, into: &oneHot, backend: backend)
-            encoderInput = try Concat().forward([try images.reshaped([batch, images.count / batch]), rows])
-        }
-        let hidden = try encoder.forward(encoderInput, training: false)
+        let hidden = try encoderHidden(images, labels: labels)
         let mean = try meanHead.forward(hidden, training: false).toArray()
         let parameter = try parameterHead.forward(hidden, training: false).toArray()
         let std: [Float]

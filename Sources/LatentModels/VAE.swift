@@ -146,14 +146,19 @@ public final class GaussianVAE: GenerativeModel {
 
     /// Encoder means (N, Z) of images, in eval mode.
     public func encodeMeans(_ images: Tensor, labels: [UInt8]) throws -> [Float] {
+        try meanHead.forward(try encoderHidden(images, labels: labels), training: false).toArray()
+    }
+
+    /// The encoder's last hidden layer in eval mode (the cvae's one-hot label appended to
+    /// the flattened image first), which both Gaussian heads read.
+    func encoderHidden(_ images: Tensor, labels: [UInt8]) throws -> Tensor {
         let batch = images.shape[0]
         var encoderInput = images
         if conditional {
             let rows = try ModelSupport.oneHot(labels, classes: classes, into: &oneHot, backend: backend)
             encoderInput = try Concat().forward([try images.reshaped([batch, images.count / batch]), rows])
         }
-        let hidden = try encoder.forward(encoderInput, training: false)
-        return try meanHead.forward(hidden, training: false).toArray()
+        return try encoder.forward(encoderInput, training: false)
     }
 }
 
