@@ -26,47 +26,7 @@ import LatentCore
 /// Layout changes are one pass each way per operand (`pack`, `unpack`, which also adds the
 /// bias and accumulates). Scratch comes from `ScratchPool`, so a training step allocates
 /// nothing after its first.
-struct BatchInnerLayout {
-    let channels: Int
-    let height: Int
-    let width: Int
-    let padTop: Int
-    let padLeft: Int
-    let padBottom: Int
-    let padRight: Int
-    let batch: Int
-    /// The batch rounded up to a multiple of 16; lanes past `batch` hold zeros.
-    let lanes: Int
-    let paddedHeight: Int
-    let paddedWidth: Int
-    let rowStride: Int
-    let channelStride: Int
-    let count: Int
-
-    init(channels: Int, height: Int, width: Int, batch: Int,
-         padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0) {
-        self.channels = channels
-        self.height = height
-        self.width = width
-        self.padTop = padTop
-        self.padLeft = padLeft
-        self.padBottom = padBottom
-        self.padRight = padRight
-        self.batch = batch
-        lanes = (batch + 15) / 16 * 16
-        paddedHeight = height + padTop + padBottom
-        paddedWidth = width + padLeft + padRight
-        rowStride = paddedWidth * lanes
-        channelStride = paddedHeight * rowStride
-        count = channels * channelStride
-    }
-
-    /// Offset of (c, h, w, image 0); h and w are unpadded coordinates and may reach into the padding.
-    @inline(__always)
-    func offset(_ c: Int, _ h: Int, _ w: Int) -> Int {
-        c * channelStride + (h + padTop) * rowStride + (w + padLeft) * lanes
-    }
-
+extension BatchInnerLayout {
     /// NCHW (`batch` x channels x height x width) -> this layout, padding and spare lanes zeroed.
     /// `alongside(chunk, chunks)` runs on each thread after its share of the channels, in the
     /// same parallel region (the callers pack their weights there, so that no thread waits
@@ -468,21 +428,10 @@ extension CPUBackend {
         }
     }
 
-    /// Padding of the input layout for a forward convolution: every tap of every output
-    /// position lands inside it.
-    static func forwardInputLayout(_ g: ConvGeometry) -> BatchInnerLayout {
-        let lastRow = (g.outHeight - 1) * g.strideHeight - g.padHeight + g.kernelHeight - 1
-        let lastColumn = (g.outWidth - 1) * g.strideWidth - g.padWidth + g.kernelWidth - 1
-        return BatchInnerLayout(channels: g.inChannels, height: g.inHeight, width: g.inWidth, batch: g.batch,
-                                padTop: g.padHeight, padLeft: g.padWidth,
-                                padBottom: Swift.max(0, lastRow - (g.inHeight - 1)),
-                                padRight: Swift.max(0, lastColumn - (g.inWidth - 1)))
-    }
-
     func batchInnerForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                            bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
-        let input = Self.forwardInputLayout(g)
-        let output = BatchInnerLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch)
+        let input = BatchInnerLayout.forwardInput(g)
+        let output = BatchInnerLayout.output(g)
         let depth = g.inChannels * g.kernelHeight * g.kernelWidth
         let panelRows = TableKernel.panelRows(for: g.outChannels)
         let panels = (g.outChannels + panelRows - 1) / panelRows
@@ -528,14 +477,9 @@ extension CPUBackend {
     func batchInnerBackwardData(_ g: ConvGeometry, dy: UnsafePointer<Float>, w: UnsafePointer<Float>,
                                 bias: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let (sh, sw) = (g.strideHeight, g.strideWidth)
-        // Taps per phase: ki = a + sh * t < kH, from output row (ih + padH) / sh - t.
-        let tapsHigh = (g.kernelHeight + sh - 1) / sh, tapsWide = (g.kernelWidth + sw - 1) / sw
-        let lastRow = (g.inHeight - 1 + g.padHeight) / sh, lastColumn = (g.inWidth - 1 + g.padWidth) / sw
-        let gradient = BatchInnerLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch,
-                                        padTop: tapsHigh - 1, padLeft: tapsWide - 1,
-                                        padBottom: Swift.max(0, lastRow - (g.outHeight - 1)),
-                                        padRight: Swift.max(0, lastColumn - (g.outWidth - 1)))
-        let result = BatchInnerLayout(channels: g.inChannels, height: g.inHeight, width: g.inWidth, batch: g.batch)
+        let (tapsHigh, tapsWide) = BatchInnerLayout.phaseTaps(g)
+        let gradient = BatchInnerLayout.backwardDataGradient(g)
+        let result = BatchInnerLayout.input(g)
         let panelRows = TableKernel.panelRows(for: g.inChannels)
         let panels = (g.inChannels + panelRows - 1) / panelRows
         let phases = sh * sw
@@ -714,8 +658,8 @@ extension CPUBackend {
     /// dW (Cout x R) (+)= dY' (Cout x positions * lanes) * B, B[(position, n)][r] = X'[base(position) + offset[r] + n].
     func batchInnerBackwardWeights(_ g: ConvGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                    dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let input = Self.forwardInputLayout(g)
-        let gradient = BatchInnerLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch)
+        let input = BatchInnerLayout.forwardInput(g)
+        let gradient = BatchInnerLayout.output(g)
         let depthR = g.inChannels * g.kernelHeight * g.kernelWidth
         let lanes = input.lanes
         let positions = g.outHeight * g.outWidth

@@ -7,43 +7,12 @@ import LatentCore
 /// CPU-class device (PoCL) this replaces the im2col packing and col2im passes, which took
 /// as long as the GEMMs themselves; GPUs keep im2col + the tiled SGEMM.
 extension OpenCLBackend {
-    /// Element (c, h, w, n) at ((c * Hp + h + padTop) * Wp + w + padLeft) * lanes + n.
-    struct BatchInnerLayout {
-        let channels, height, width, padTop, padLeft, paddedHeight, paddedWidth, batch, lanes: Int
-        var rowStride: Int { paddedWidth * lanes }
-        var channelStride: Int { paddedHeight * rowStride }
-        var count: Int { channels * channelStride }
-
-        init(channels: Int, height: Int, width: Int, batch: Int,
-             padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0) {
-            self.channels = channels
-            self.height = height
-            self.width = width
-            self.padTop = padTop
-            self.padLeft = padLeft
-            paddedHeight = height + padTop + padBottom
-            paddedWidth = width + padLeft + padRight
-            self.batch = batch
-            lanes = (batch + 15) / 16 * 16
-        }
-    }
-
     func usesBatchInner(_ g: ConvGeometry) -> Bool {
         switch config.convolution {
         case .im2col: return false
         case .batchInner: return true
         case .automatic: return config.gemm == .block && g.batch >= 16
         }
-    }
-
-    /// The input layout of a forward convolution: every tap of every output position inside.
-    static func forwardInputLayout(_ g: ConvGeometry) -> BatchInnerLayout {
-        let lastRow = (g.outHeight - 1) * g.strideHeight - g.padHeight + g.kernelHeight - 1
-        let lastColumn = (g.outWidth - 1) * g.strideWidth - g.padWidth + g.kernelWidth - 1
-        return BatchInnerLayout(channels: g.inChannels, height: g.inHeight, width: g.inWidth, batch: g.batch,
-                                padTop: g.padHeight, padLeft: g.padWidth,
-                                padBottom: Swift.max(0, lastRow - (g.inHeight - 1)),
-                                padRight: Swift.max(0, lastColumn - (g.inWidth - 1)))
     }
 
     private func biPack(_ source: BufferView, _ layout: BatchInnerLayout, into destination: cl_mem) throws {
@@ -73,8 +42,8 @@ extension OpenCLBackend {
     /// Forward (lock held).
     func batchInnerForward(_ g: ConvGeometry, input: BufferView, weight: BufferView, bias: BufferView?,
                            output: BufferView) throws {
-        let inputLayout = Self.forwardInputLayout(g)
-        let outputLayout = BatchInnerLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch)
+        let inputLayout = BatchInnerLayout.forwardInput(g)
+        let outputLayout = BatchInnerLayout.output(g)
         let rows = config.gemmRows, panels = (g.outChannels + rows - 1) / rows
         let depth = g.inChannels * g.kernelHeight * g.kernelWidth
         let xs = try scratchBuffer(.layoutIn, floats: inputLayout.count)
@@ -105,13 +74,9 @@ extension OpenCLBackend {
     func batchInnerBackwardData(_ g: ConvGeometry, gradOutput: BufferView, weight: BufferView, bias: BufferView?,
                                 gradInput: BufferView, accumulate: Bool) throws {
         let (sh, sw) = (g.strideHeight, g.strideWidth)
-        let tapsHigh = (g.kernelHeight + sh - 1) / sh, tapsWide = (g.kernelWidth + sw - 1) / sw
-        let lastRow = (g.inHeight - 1 + g.padHeight) / sh, lastColumn = (g.inWidth - 1 + g.padWidth) / sw
-        let gradient = BatchInnerLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch,
-                                        padTop: tapsHigh - 1, padLeft: tapsWide - 1,
-                                        padBottom: Swift.max(0, lastRow - (g.outHeight - 1)),
-                                        padRight: Swift.max(0, lastColumn - (g.outWidth - 1)))
-        let result = BatchInnerLayout(channels: g.inChannels, height: g.inHeight, width: g.inWidth, batch: g.batch)
+        let (tapsHigh, tapsWide) = BatchInnerLayout.phaseTaps(g)
+        let gradient = BatchInnerLayout.backwardDataGradient(g)
+        let result = BatchInnerLayout.input(g)
         let rows = config.gemmRows, panels = (g.inChannels + rows - 1) / rows
         let phaseStride = panels * rows * g.outChannels * tapsHigh * tapsWide
         let dys = try scratchBuffer(.layoutIn, floats: gradient.count)
@@ -134,8 +99,8 @@ extension OpenCLBackend {
     /// Backward-weights (lock held).
     func batchInnerBackwardWeights(_ g: ConvGeometry, input: BufferView, gradOutput: BufferView,
                                    gradWeight: BufferView, accumulate: Bool) throws {
-        let inputLayout = Self.forwardInputLayout(g)
-        let gradient = BatchInnerLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch)
+        let inputLayout = BatchInnerLayout.forwardInput(g)
+        let gradient = BatchInnerLayout.output(g)
         let depth = g.inChannels * g.kernelHeight * g.kernelWidth
         let xs = try scratchBuffer(.layoutIn, floats: inputLayout.count)
         let dys = try scratchBuffer(.layoutOut, floats: gradient.count)
