@@ -268,54 +268,16 @@ enum PackedGEMM {
                          beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
                          packedA: UnsafeMutablePointer<Float>, packedB: UnsafeMutablePointer<Float>,
                          edgeTile: UnsafeMutablePointer<Float>) {
-        if k == 0 {
-            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
-            return
-        }
-        var jc = 0
-        while jc < n {
-            let blockCols = min(nc, n - jc)
-            var pc = 0
-            while pc < k {
-                let depth = min(kc, k - pc)
-                let blockBeta: Float = pc == 0 ? beta : 1
-                packB(depth: depth, cols: blockCols, b: b + pc * bRowStride + jc * bColStride,
-                      rowStride: bRowStride, colStride: bColStride, into: packedB)
-                var ic = 0
-                while ic < m {
-                    let blockRows = min(mc, m - ic)
-                    packA(rows: blockRows, depth: depth, a: a + ic * aRowStride + pc * aColStride,
-                          rowStride: aRowStride, colStride: aColStride, into: packedA)
-                    var jr = 0
-                    while jr < blockCols {
-                        let tileCols = min(nr, blockCols - jr)
-                        let bPanel = packedB + jr * depth
-                        var ir = 0
-                        while ir < blockRows {
-                            let tileRows = min(mr, blockRows - ir)
-                            let aPanel = packedA + ir * depth
-                            let cTile = c + (ic + ir) * ldc + jc + jr
-                            if tileRows == mr && tileCols == nr {
-                                microKernel(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: alpha, beta: blockBeta)
-                            } else {
-                                microKernel(depth: depth, a: aPanel, b: bPanel, c: edgeTile, ldc: nr, alpha: alpha, beta: 0)
-                                for r in 0..<tileRows {
-                                    for j in 0..<tileCols {
-                                        let value = edgeTile[r * nr + j]
-                                        cTile[r * ldc + j] = blockBeta == 0 ? value : value + blockBeta * cTile[r * ldc + j]
-                                    }
-                                }
-                            }
-                            ir += mr
-                        }
-                        jr += nr
-                    }
-                    ic += mc
-                }
-                pc += kc
-            }
-            jc += nc
-        }
+        blocked(m: m, n: n, k: k, kc: kc, alpha: alpha, beta: beta, c: c, ldc: ldc,
+                packedA: packedA, packedB: packedB, edgeTile: edgeTile,
+                packA: { i0, rows, p0, depth, into in
+                    packA(rows: rows, depth: depth, a: a + i0 * aRowStride + p0 * aColStride,
+                          rowStride: aRowStride, colStride: aColStride, into: into)
+                },
+                packB: { p0, depth, j0, cols, into in
+                    packB(depth: depth, cols: cols, b: b + p0 * bRowStride + j0 * bColStride,
+                          rowStride: bRowStride, colStride: bColStride, into: into)
+                })
     }
 
     /// The loop nest of `multiply` with the packing left to the caller:
@@ -329,21 +291,34 @@ enum PackedGEMM {
                                packB: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
                                beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
-        if k == 0 {
-            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
-            return
-        }
         let depthBlock = Swift.max(1, kc)
         let widest = (Swift.min(n, nc) + nr - 1) / nr * nr
         let pool = ScratchPool.shared
         let packedA = pool.take(mc * depthBlock), packedB = pool.take(depthBlock * widest), edgeTile = pool.take(mr * nr)
         defer { pool.give(packedA); pool.give(packedB); pool.give(edgeTile) }
+        blocked(m: m, n: n, k: k, kc: depthBlock, alpha: 1, beta: beta, c: c, ldc: ldc,
+                packedA: packedA, packedB: packedB, edgeTile: edgeTile, packA: packA, packB: packB)
+    }
+
+    /// The cache-blocked loop nest both entry points share (NC columns of B, KC of depth,
+    /// MC rows of A, then MR x NR register tiles); edge tiles go through `edgeTile`.
+    @inline(__always)
+    static func blocked(m: Int, n: Int, k: Int, kc: Int, alpha: Float, beta: Float,
+                        c: UnsafeMutablePointer<Float>, ldc: Int,
+                        packedA: UnsafeMutablePointer<Float>, packedB: UnsafeMutablePointer<Float>,
+                        edgeTile: UnsafeMutablePointer<Float>,
+                        packA: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                        packB: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        if k == 0 {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
         var jc = 0
         while jc < n {
             let blockCols = Swift.min(nc, n - jc)
             var pc = 0
             while pc < k {
-                let depth = Swift.min(depthBlock, k - pc)
+                let depth = Swift.min(kc, k - pc)
                 let blockBeta: Float = pc == 0 ? beta : 1
                 packB(pc, depth, jc, blockCols, packedB)
                 var ic = 0
@@ -360,9 +335,9 @@ enum PackedGEMM {
                             let aPanel = packedA + ir * depth
                             let cTile = c + (ic + ir) * ldc + jc + jr
                             if tileRows == mr && tileCols == nr {
-                                microKernel(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: 1, beta: blockBeta)
+                                microKernel(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: alpha, beta: blockBeta)
                             } else {
-                                microKernel(depth: depth, a: aPanel, b: bPanel, c: edgeTile, ldc: nr, alpha: 1, beta: 0)
+                                microKernel(depth: depth, a: aPanel, b: bPanel, c: edgeTile, ldc: nr, alpha: alpha, beta: 0)
                                 for r in 0..<tileRows {
                                     for j in 0..<tileCols {
                                         let value = edgeTile[r * nr + j]
