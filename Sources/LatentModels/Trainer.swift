@@ -40,8 +40,13 @@ public struct EpochMetrics: Sendable {
 
     /// VmRSS from /proc/self/status in MiB; nil where there is no /proc (macOS).
     public static func residentMegabytes() -> Double? {
+        processStatusMegabytes("VmRSS")
+    }
+
+    /// A kB field of /proc/self/status (VmRSS, VmHWM, …) in MiB; nil without /proc.
+    public static func processStatusMegabytes(_ field: String) -> Double? {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 2, let kilobytes = Double(fields[1]) else { return nil }
             return kilobytes / 1024

@@ -189,13 +189,7 @@ struct BenchTrain: ParsableCommand {
 enum BenchTrainSupport {
     /// VmHWM (peak resident set) from /proc/self/status in MiB; nil without /proc.
     static func peakResidentMegabytes() -> Double? {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count >= 2, let kilobytes = Double(fields[1]) else { return nil }
-            return kilobytes / 1024
-        }
-        return nil
+        EpochMetrics.processStatusMegabytes("VmHWM")
     }
 
     /// The one-minute load average from /proc/loadavg, recorded beside every figure.
