@@ -223,8 +223,10 @@ enum TableKernel {
 
     /// Rows per weight panel for `m` output rows: 12 (the 12 x 32 tile), or 8 where 12 would
     /// leave more than 5% of the tile's rows empty and 8 divides m (64 output channels: 6
-    /// panels of 12 compute 72 rows, 8 panels of 8 exactly 64).
+    /// panels of 12 compute 72 rows, 8 panels of 8 exactly 64). With `RegisterFile.narrow`
+    /// always 6, for the 6 x 16 kernel.
     static func panelRows(for m: Int) -> Int {
+        if RegisterFile.narrow { return 6 }
         let waste = (m + 11) / 12 * 12 - m
         return waste * 20 > m && m % 8 == 0 ? 8 : 12
     }
@@ -277,6 +279,34 @@ enum TableKernel {
         }
     }
 
+    /// C (6 x 16, row stride ldc; the first `rows` rows stored) = A panel (6 per k) * B rows:
+    /// the tile of `RegisterFile.narrow`, six SIMD16 accumulators (12 ymm registers).
+    @inline(never)
+    static func kernel6x16(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
+                           c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int) {
+        var c0 = Vec(), c1 = Vec(), c2 = Vec(), c3 = Vec(), c4 = Vec(), c5 = Vec()
+        var ap = a
+        for k in 0..<depth {
+            let b0 = UnsafeRawPointer(b + offsets[k]).loadUnaligned(as: Vec.self)
+            c0.addProduct(Vec(repeating: ap[0]), b0)
+            c1.addProduct(Vec(repeating: ap[1]), b0)
+            c2.addProduct(Vec(repeating: ap[2]), b0)
+            c3.addProduct(Vec(repeating: ap[3]), b0)
+            c4.addProduct(Vec(repeating: ap[4]), b0)
+            c5.addProduct(Vec(repeating: ap[5]), b0)
+            ap += 6
+        }
+        if rows == 6 {
+            c0.store(c); c1.store(c + ldc); c2.store(c + 2 * ldc); c3.store(c + 3 * ldc); c4.store(c + 4 * ldc); c5.store(c + 5 * ldc)
+            return
+        }
+        withUnsafeTemporaryAllocation(of: Vec.self, capacity: 6) { buffer in
+            let tile = buffer.baseAddress!
+            tile[0] = c0; tile[1] = c1; tile[2] = c2; tile[3] = c3; tile[4] = c4; tile[5] = c5
+            for r in 0..<rows { tile[r].store(c + r * ldc) }
+        }
+    }
+
     /// As `kernel8x32` for 16 columns.
     @inline(__always)
     static func kernel8x16(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
@@ -313,7 +343,7 @@ enum TableKernel {
         let b0 = bases[0], b1 = bases[Swift.min(1, count - 1)], b2 = bases[Swift.min(2, count - 1)], b3 = bases[Swift.min(3, count - 1)]
         var n0 = 0
         while n0 < lanes {
-            let wide = lanes - n0 >= 32
+            let wide = lanes - n0 >= 32 && !RegisterFile.narrow
             var s0 = Vec(), s1 = Vec(), s2 = Vec(), s3 = Vec(), t0 = Vec(), t1 = Vec(), t2 = Vec(), t3 = Vec()
             if wide {
                 for k in 0..<depth {
@@ -359,6 +389,14 @@ enum TableKernel {
             let b = bases[position], c = targets[position]
             var n0 = 0
             while n0 < lanes {
+                if panelRows == 6 {
+                    for panel in 0..<panels {
+                        kernel6x16(depth: depth, a: packedA + panel * 6 * depth, b: b + n0, offsets: offsets,
+                                   c: c + panel * 6 * ldc + n0, ldc: ldc, rows: Swift.min(6, m - panel * 6))
+                    }
+                    n0 += 16
+                    continue
+                }
                 let wide = lanes - n0 >= 32
                 for panel in 0..<panels {
                     let rows = Swift.min(panelRows, m - panel * panelRows)

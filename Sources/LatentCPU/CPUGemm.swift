@@ -357,10 +357,63 @@ enum PackedGEMM {
         }
     }
 
-    /// 12x32 register tile: 24 SIMD16 accumulators, one broadcast of A and 2 loads of B per k.
+    /// The 12 x 32 tile of a packed A panel and B panel: in one pass where 24 SIMD16
+    /// accumulators fit in registers (AVX-512's 32 zmm), else as four 6 x 16 quarters
+    /// (`RegisterFile.narrow`: AVX2's 16 ymm hold 12 accumulators, a broadcast and B's two halves).
+    /// Every element is summed over k in the same order either way.
     @inline(__always)
     static func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                             c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        if RegisterFile.narrow {
+            for rows in stride(from: 0, to: 12, by: 6) {
+                for columns in stride(from: 0, to: 32, by: 16) {
+                    quarterKernel(depth: depth, a: a + rows, b: b + columns, c: c + rows * ldc + columns, ldc: ldc,
+                                  alpha: alpha, beta: beta)
+                }
+            }
+        } else {
+            wideKernel(depth: depth, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        }
+    }
+
+    /// Rows `0..<6` and columns `0..<16` of a 12 x 32 tile: A read with the panel's stride 12,
+    /// B with 32. Six SIMD16 accumulators (12 ymm registers).
+    @inline(never)
+    static func quarterKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                              c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        var c0 = Vec(), c1 = Vec(), c2 = Vec(), c3 = Vec(), c4 = Vec(), c5 = Vec()
+        var ap = a
+        var bp = UnsafeRawPointer(b)
+        for _ in 0..<depth {
+            let b0 = bp.loadUnaligned(as: Vec.self)
+            c0.addProduct(Vec(repeating: ap[0]), b0)
+            c1.addProduct(Vec(repeating: ap[1]), b0)
+            c2.addProduct(Vec(repeating: ap[2]), b0)
+            c3.addProduct(Vec(repeating: ap[3]), b0)
+            c4.addProduct(Vec(repeating: ap[4]), b0)
+            c5.addProduct(Vec(repeating: ap[5]), b0)
+            ap += 12
+            bp += 128
+        }
+        let alphaVector = Vec(repeating: alpha)
+        if beta == 0 {
+            (alphaVector * c0).store(c); (alphaVector * c1).store(c + ldc); (alphaVector * c2).store(c + 2 * ldc)
+            (alphaVector * c3).store(c + 3 * ldc); (alphaVector * c4).store(c + 4 * ldc); (alphaVector * c5).store(c + 5 * ldc)
+        } else {
+            let betaVector = Vec(repeating: beta)
+            (alphaVector * c0).addingProduct(betaVector, Vec.load(c)).store(c)
+            (alphaVector * c1).addingProduct(betaVector, Vec.load(c + ldc)).store(c + ldc)
+            (alphaVector * c2).addingProduct(betaVector, Vec.load(c + 2 * ldc)).store(c + 2 * ldc)
+            (alphaVector * c3).addingProduct(betaVector, Vec.load(c + 3 * ldc)).store(c + 3 * ldc)
+            (alphaVector * c4).addingProduct(betaVector, Vec.load(c + 4 * ldc)).store(c + 4 * ldc)
+            (alphaVector * c5).addingProduct(betaVector, Vec.load(c + 5 * ldc)).store(c + 5 * ldc)
+        }
+    }
+
+    /// 12x32 register tile: 24 SIMD16 accumulators, one broadcast of A and 2 loads of B per k.
+    @inline(__always)
+    static func wideKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                           c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
         var c0_0 = SIMD16<Float>()
         var c0_1 = SIMD16<Float>()
         var c1_0 = SIMD16<Float>()
