@@ -281,10 +281,19 @@ enum TableKernel {
 
     /// C (6 x 16, row stride ldc; the first `rows` rows stored) = A panel (6 per k) * B rows:
     /// the tile of `RegisterFile.narrow`, six SIMD16 accumulators (12 ymm registers).
+    /// With `accumulate` C's rows are added to (a later depth block).
     @inline(never)
     static func kernel6x16(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
-                           c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int) {
+                           c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, accumulate: Bool) {
         var c0 = Vec(), c1 = Vec(), c2 = Vec(), c3 = Vec(), c4 = Vec(), c5 = Vec()
+        if accumulate {
+            c0 = Vec.load(c)
+            if rows > 1 { c1 = Vec.load(c + ldc) }
+            if rows > 2 { c2 = Vec.load(c + 2 * ldc) }
+            if rows > 3 { c3 = Vec.load(c + 3 * ldc) }
+            if rows > 4 { c4 = Vec.load(c + 4 * ldc) }
+            if rows > 5 { c5 = Vec.load(c + 5 * ldc) }
+        }
         var ap = a
         for k in 0..<depth {
             let b0 = UnsafeRawPointer(b + offsets[k]).loadUnaligned(as: Vec.self)
@@ -373,6 +382,9 @@ enum TableKernel {
         }
     }
 
+    /// Depth of one block of the narrow kernels' loop (`LATENT_CPU_DEPTH_BLOCK` to measure others).
+    static let narrowDepthBlock = ProcessInfo.processInfo.environment["LATENT_CPU_DEPTH_BLOCK"].flatMap(Int.init).map { Swift.max(1, $0) } ?? 128
+
     /// Runs the kernels over every panel (`panelRows` rows) for the lanes of `count` (1...4)
     /// positions: C rows `panelRows * panel ...`, row stride `ldc`, columns `0..<lanes` from each target.
     @inline(__always)
@@ -385,18 +397,31 @@ enum TableKernel {
             return
         }
         let panels = (m + panelRows - 1) / panelRows
+        if panelRows == 6 {
+            // Depth blocks outermost: a block of every weight panel (panels x 6 x 128 floats) stays
+            // in L2 for all the group's positions, and one position's 16 lanes of B (8 KiB) in L1
+            // for all the panels; C is added to from the second block on.
+            var k0 = 0
+            while k0 < depth {
+                let block = Swift.min(narrowDepthBlock, depth - k0)
+                for position in 0..<count {
+                    let b = bases[position], c = targets[position]
+                    for n0 in stride(from: 0, to: lanes, by: 16) {
+                        for panel in 0..<panels {
+                            kernel6x16(depth: block, a: packedA + panel * 6 * depth + k0 * 6, b: b + n0, offsets: offsets + k0,
+                                       c: c + panel * 6 * ldc + n0, ldc: ldc, rows: Swift.min(6, m - panel * 6),
+                                       accumulate: k0 > 0)
+                        }
+                    }
+                }
+                k0 += block
+            }
+            return
+        }
         for position in 0..<count {
             let b = bases[position], c = targets[position]
             var n0 = 0
             while n0 < lanes {
-                if panelRows == 6 {
-                    for panel in 0..<panels {
-                        kernel6x16(depth: depth, a: packedA + panel * 6 * depth, b: b + n0, offsets: offsets,
-                                   c: c + panel * 6 * ldc + n0, ldc: ldc, rows: Swift.min(6, m - panel * 6))
-                    }
-                    n0 += 16
-                    continue
-                }
                 let wide = lanes - n0 >= 32
                 for panel in 0..<panels {
                     let rows = Swift.min(panelRows, m - panel * panelRows)
