@@ -781,8 +781,8 @@ extension CPUBackend {
                                  rowStride: gradient.channelStride, colStride: 1, into: into)
             }
             let k = positions * lanes
-            // Whole positions per depth block, about 256 deep.
-            let blockDepth = Swift.max(1, 256 / lanes) * lanes
+            // Whole positions per depth block, about `PackedGEMM.kc` deep.
+            let blockDepth = Swift.max(1, PackedGEMM.kc / lanes) * lanes
             let columnPanels = (depthR + PackedGEMM.nr - 1) / PackedGEMM.nr
             let threads = g.multiplyAdds < 1 << 18 ? 1 : parallel.threadCount
             if columnPanels >= threads && !Self.splitsWeightGradientDepth {

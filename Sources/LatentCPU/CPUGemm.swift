@@ -170,8 +170,12 @@ final class PackingScratch: @unchecked Sendable {
 enum PackedGEMM {
     static let mr = 12
     static let nr = 32
-    /// Depth of one packed block: an NR-wide B micro-panel (KC * 32 floats) stays in L1.
-    static let kc = 256
+    /// Depth of one packed block: an NR-wide B micro-panel (KC * 32 floats) stays in L1 beside
+    /// an A micro-panel: 256 (32 + 12 KiB) for AVX-512's 48 KiB L1; 128 where the tile runs in
+    /// quarters (`RegisterFile.narrow`: 16 + 6 KiB of a 32 KiB L1, each quarter re-reading its
+    /// half of both panels from L1). `LATENT_CPU_KC` overrides (measuring).
+    static let kc = ProcessInfo.processInfo.environment["LATENT_CPU_KC"].flatMap(Int.init).map { Swift.max(16, $0) }
+        ?? (RegisterFile.narrow ? 128 : 256)
     /// Rows of A packed at a time: an MC x KC block stays in L2.
     static let mc = 192
     /// Columns of B packed at a time: a KC x NC block stays in L2/L3.
