@@ -9,6 +9,10 @@ let portable = ProcessInfo.processInfo.environment["LATENT_PORTABLE"].map { $0 !
 let speed: [SwiftSetting] = (portable ? [] : [.unsafeFlags(["-target-cpu", "native"])])
     + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
 let cSpeed: [CSetting] = portable ? [] : [.unsafeFlags(["-march=native"])]
+// The libraries are optimised in debug builds too: `swift test` builds debug, and the
+// kernels at -Onone are tens of times slower, which made the test suite take a quarter of
+// an hour on two cores. Test targets and the CLI keep -Onone for debugging.
+let library: [SwiftSetting] = speed + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "Latent",
@@ -22,21 +26,21 @@ let package = Package(
     ],
     targets: [
         .target(name: "CLatentSupport", cSettings: cSpeed),
-        .target(name: "LatentCore", dependencies: ["CLatentSupport"], swiftSettings: speed),
-        .target(name: "LatentCPU", dependencies: ["LatentCore", "CLatentSupport"], swiftSettings: speed),
-        .target(name: "LatentNN", dependencies: ["LatentCore"], swiftSettings: speed),
+        .target(name: "LatentCore", dependencies: ["CLatentSupport"], swiftSettings: library),
+        .target(name: "LatentCPU", dependencies: ["LatentCore", "CLatentSupport"], swiftSettings: library),
+        .target(name: "LatentNN", dependencies: ["LatentCore"], swiftSettings: library),
         // The system zlib (zlib1g-dev; part of the SDK on macOS): gzip datasets and PNG deflate.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "LatentData", dependencies: ["LatentCore", "CZlib"], swiftSettings: speed),
-        .target(name: "LatentModels", dependencies: ["LatentCore", "LatentNN", "LatentData"], swiftSettings: speed),
-        .target(name: "LatentExplore", dependencies: ["LatentCore", "LatentNN", "LatentData", "LatentModels"], swiftSettings: speed),
+        .target(name: "LatentData", dependencies: ["LatentCore", "CZlib"], swiftSettings: library),
+        .target(name: "LatentModels", dependencies: ["LatentCore", "LatentNN", "LatentData"], swiftSettings: library),
+        .target(name: "LatentExplore", dependencies: ["LatentCore", "LatentNN", "LatentData", "LatentModels"], swiftSettings: library),
         // OpenCL: headers at build time (opencl-headers), libOpenCL opened at run time.
         .target(name: "COpenCL", path: "Sources/COpenCL",
                 linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         .target(name: "LatentKernels", path: "Kernels",
                 resources: ["common.clh", "philox.clh", "gemm.cl", "conv.cl", "batchnorm.cl", "elementwise.cl",
                             "reduce.cl", "loss.cl", "optim.cl", "random.cl"].map { .embedInCode($0) }),
-        .target(name: "LatentOpenCL", dependencies: ["LatentCore", "COpenCL", "LatentKernels"], swiftSettings: speed),
+        .target(name: "LatentOpenCL", dependencies: ["LatentCore", "COpenCL", "LatentKernels"], swiftSettings: library),
         .target(name: "LatentBench", dependencies: ["LatentCore", "LatentCPU", "LatentNN", "LatentOpenCL"],
                 path: "Benchmarks/LatentBench", swiftSettings: speed),
         .executableTarget(

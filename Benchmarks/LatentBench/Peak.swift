@@ -16,14 +16,17 @@ public enum Peak {
         for _ in 0..<3 {
             let start = clock.now
             DispatchQueue.concurrentPerform(iterations: threads) { thread in
-                blackHole(fmaChains(iterations: iterations, seed: Float(thread)))
+                blackHole(RegisterFile.narrow ? sixFMAChains(iterations: iterations, seed: Float(thread))
+                                              : fmaChains(iterations: iterations, seed: Float(thread)))
             }
             best = min(best, Timing.seconds(clock.now - start))
         }
         return Double(threads) * Double(iterations) * Double(chains * 16 * 2) / best / 1e9
     }
 
-    static let chains = 12
+    /// Independent SIMD16 FMA chains per thread: 12 (AVX-512: 12 zmm), or 6 where a SIMD16 takes
+    /// two registers of 16 (AVX2: 12 ymm; 12 chains would spill and measure the stack).
+    static var chains: Int { RegisterFile.narrow ? 6 : 12 }
 
     /// Memory bandwidth the memory-bound ops are stated against: `y = a * x + y` over two
     /// 32 MiB vectors (together twice this machine's 32 MiB L3, so DRAM-bound), split over `threads`, counting
@@ -75,6 +78,18 @@ public enum Peak {
             c9 = c9.addingProduct(a, b); c10 = c10.addingProduct(a, b); c11 = c11.addingProduct(a, b)
         }
         return (c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11).sum()
+    }
+
+    /// Six independent FMA chains: 12 ymm registers on AVX2, enough for 2 pipes x 5 cycles.
+    @inline(never)
+    static func sixFMAChains(iterations: Int, seed: Float) -> Float {
+        let a = SIMD16<Float>(repeating: 0.999_9), b = SIMD16<Float>(repeating: 1e-4)
+        var c0 = SIMD16<Float>(repeating: seed), c1 = c0 + 1, c2 = c0 + 2, c3 = c0 + 3, c4 = c0 + 4, c5 = c0 + 5
+        for _ in 0..<iterations {
+            c0 = c0.addingProduct(a, b); c1 = c1.addingProduct(a, b); c2 = c2.addingProduct(a, b)
+            c3 = c3.addingProduct(a, b); c4 = c4.addingProduct(a, b); c5 = c5.addingProduct(a, b)
+        }
+        return (c0 + c1 + c2 + c3 + c4 + c5).sum()
     }
 
     @inline(never)
