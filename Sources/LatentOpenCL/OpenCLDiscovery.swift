@@ -32,6 +32,9 @@ public struct OpenCLDeviceInfo: Sendable, CustomStringConvertible {
     public let hasFP64: Bool
     /// `-cl-fp32-correctly-rounded-divide-sqrt` is accepted.
     public let correctlyRoundedDivideSqrt: Bool
+    /// Floats in one native vector register (`CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT`): 16 on a
+    /// CPU with AVX-512, 8 with AVX2; sizes the register blocks of CPU-class kernels.
+    public let nativeFloatVectorWidth: Int
     let handle: DeviceHandle
 
     /// One line: `0: GPU  NVIDIA GeForce ... (NVIDIA CUDA, OpenCL 3.0 CUDA, driver 535.x), 46 CU, 8.0 GiB`.
@@ -170,6 +173,7 @@ public enum OpenCLDiscovery {
             maxWorkGroupSize: Int(deviceValue(id, CL_DEVICE_MAX_WORK_GROUP_SIZE, Int(0))),
             hasFP64: doubleConfig != 0 || extensions.contains("cl_khr_fp64"),
             correctlyRoundedDivideSqrt: singleConfig & cl_device_fp_config(CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0,
+            nativeFloatVectorWidth: Int(deviceValue(id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, cl_uint(0))),
             handle: DeviceHandle(id: id, platform: platform))
     }
 
