@@ -340,6 +340,9 @@ enum PackedGEMM {
                             let cTile = c + (ic + ir) * ldc + jc + jr
                             if tileRows == mr && tileCols == nr {
                                 microKernel(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: alpha, beta: blockBeta)
+                            } else if RegisterFile.narrow {
+                                edgeQuarters(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: alpha, beta: blockBeta,
+                                             rows: tileRows, columns: tileCols, edgeTile: edgeTile)
                             } else {
                                 microKernel(depth: depth, a: aPanel, b: bPanel, c: edgeTile, ldc: nr, alpha: alpha, beta: 0)
                                 for r in 0..<tileRows {
@@ -377,6 +380,34 @@ enum PackedGEMM {
             }
         } else {
             wideKernel(depth: depth, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        }
+    }
+
+    /// An edge tile (`rows` x `columns` of a 12 x 32 tile) in 6 x 16 quarters: whole quarters
+    /// straight into C, partial ones through `edgeTile`, and quarters wholly outside skipped
+    /// (a 400-column layer's last panel is 16 columns: half the tile's work).
+    @inline(__always)
+    static func edgeQuarters(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                             c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float,
+                             rows: Int, columns: Int, edgeTile: UnsafeMutablePointer<Float>) {
+        for firstRow in stride(from: 0, to: rows, by: 6) {
+            for firstColumn in stride(from: 0, to: columns, by: 16) {
+                let quarterRows = Swift.min(6, rows - firstRow), quarterColumns = Swift.min(16, columns - firstColumn)
+                let target = c + firstRow * ldc + firstColumn
+                if quarterRows == 6 && quarterColumns == 16 {
+                    quarterKernel(depth: depth, a: a + firstRow, b: b + firstColumn, c: target, ldc: ldc, alpha: alpha, beta: beta)
+                    continue
+                }
+                quarterKernel(depth: depth, a: a + firstRow, b: b + firstColumn, c: edgeTile, ldc: 16, alpha: alpha, beta: 0)
+                for r in 0..<quarterRows {
+                    let row = target + r * ldc, source = edgeTile + r * 16
+                    if beta == 0 {
+                        for j in 0..<quarterColumns { row[j] = source[j] }
+                    } else {
+                        for j in 0..<quarterColumns { row[j] = source[j] + beta * row[j] }
+                    }
+                }
+            }
         }
     }
 
