@@ -762,7 +762,7 @@ extension CPUBackend {
                         let position = p / lanes, n0 = p % lanes
                         let base = xsConst + basesConst[position] + n0
                         let target = out + (p - p0) * PackedGEMM.nr
-                        for half in 0..<2 {
+                        for half in 0..<(PackedGEMM.nr / 16) {
                             let first = half * 16
                             let rows = panelCols == PackedGEMM.nr
                                 ? Tile16 { t in Vec.load(base + columnOffsets[first + t]) }

@@ -167,15 +167,16 @@ final class PackingScratch: @unchecked Sendable {
 
 /// Packed, cache-blocked SGEMM (the BLIS loop nest): B is packed into KC x NR panels,
 /// A into MR x KC panels, and a register-tiled micro-kernel multiplies one pair.
+/// The register tile is 12 x 32 (24 SIMD16 accumulators in AVX-512's 32 zmm) or, with
+/// `RegisterFile.narrow`, 6 x 16 (12 ymm of AVX2's 16); every element is summed over k in
+/// the same order with either, so both give the same bits.
 enum PackedGEMM {
-    static let mr = 12
-    static let nr = 32
-    /// Depth of one packed block: an NR-wide B micro-panel (KC * 32 floats) stays in L1 beside
-    /// an A micro-panel: 256 (32 + 12 KiB) for AVX-512's 48 KiB L1; 128 where the tile runs in
-    /// quarters (`RegisterFile.narrow`: 16 + 6 KiB of a 32 KiB L1, each quarter re-reading its
-    /// half of both panels from L1). `LATENT_CPU_KC` overrides (measuring).
-    static let kc = ProcessInfo.processInfo.environment["LATENT_CPU_KC"].flatMap(Int.init).map { Swift.max(16, $0) }
-        ?? (RegisterFile.narrow ? 128 : 256)
+    static let mr = RegisterFile.narrow ? 6 : 12
+    static let nr = RegisterFile.narrow ? 16 : 32
+    /// Depth of one packed block: an NR-wide B micro-panel (KC * NR floats) stays in L1 beside
+    /// an A micro-panel (32 + 12 KiB of AVX-512's 48 KiB; 16 + 6 KiB of AVX2's 32 KiB).
+    /// `LATENT_CPU_KC` overrides (measuring; it changes the order of summation).
+    static let kc = ProcessInfo.processInfo.environment["LATENT_CPU_KC"].flatMap(Int.init).map { Swift.max(16, $0) } ?? 256
     /// Rows of A packed at a time: an MC x KC block stays in L2.
     static let mc = 192
     /// Columns of B packed at a time: a KC x NC block stays in L2/L3.
@@ -226,10 +227,9 @@ enum PackedGEMM {
             let base = b + panelStart * colStride
             if colStride == 1 && panelCols == nr {
                 for p in 0..<depth {
-                    let source = UnsafeRawPointer(base + p * rowStride)
-                    let target = UnsafeMutableRawPointer(out + p * nr)
-                    target.storeBytes(of: source.loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
-                    target.storeBytes(of: source.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self), toByteOffset: 64, as: SIMD16<Float>.self)
+                    let source = base + p * rowStride, target = out + p * nr
+                    Vec.load(source).store(target)
+                    if nr == 32 { Vec.load(source + 16).store(target + 16) }
                 }
             } else if rowStride == 1 && panelCols == nr {
                 // Transposed B (a Linear layer's weight): 16 x 16 register transposes.
@@ -247,12 +247,12 @@ enum PackedGEMM {
     }
 
     /// One full NR-column panel of B stored transposed (element (p, j) at `b[p + j * colStride]`):
-    /// 16 depths at a time, two 16 x 16 transposes per 16 x 32 block; the depth remainder scalar.
+    /// 16 depths at a time, a 16 x 16 transpose per 16 columns; the depth remainder scalar.
     @inline(__always)
     static func packTransposedPanel(depth: Int, b: UnsafePointer<Float>, colStride: Int, into out: UnsafeMutablePointer<Float>) {
         var p = 0
         while p + 16 <= depth {
-            for half in 0..<2 {
+            for half in 0..<(nr / 16) {
                 let first = b + half * 16 * colStride + p, target = out + p * nr + half * 16
                 Tile16 { t in Vec.load(first + t * colStride) }.transposed().forEachRow { i, row in row.store(target + i * nr) }
             }
@@ -317,6 +317,7 @@ enum PackedGEMM {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        let mr = Self.mr, nr = Self.nr, narrow = RegisterFile.narrow
         var jc = 0
         while jc < n {
             let blockCols = Swift.min(nc, n - jc)
@@ -340,9 +341,10 @@ enum PackedGEMM {
                             let cTile = c + (ic + ir) * ldc + jc + jr
                             if tileRows == mr && tileCols == nr {
                                 microKernel(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: alpha, beta: blockBeta)
-                            } else if RegisterFile.narrow {
-                                edgeQuarters(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: alpha, beta: blockBeta,
-                                             rows: tileRows, columns: tileCols, edgeTile: edgeTile)
+                            } else if narrow {
+                                quarterKernel(depth: depth, a: aPanel, aStride: 6, b: bPanel, bStride: 16, c: edgeTile, ldc: 16,
+                                              alpha: alpha, beta: 0)
+                                copyEdge(edgeTile, rows: tileRows, columns: tileCols, into: cTile, ldc: ldc, beta: blockBeta)
                             } else {
                                 microKernel(depth: depth, a: aPanel, b: bPanel, c: edgeTile, ldc: nr, alpha: alpha, beta: 0)
                                 for r in 0..<tileRows {
@@ -372,49 +374,32 @@ enum PackedGEMM {
     static func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                             c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
         if RegisterFile.narrow {
-            for rows in stride(from: 0, to: 12, by: 6) {
-                for columns in stride(from: 0, to: 32, by: 16) {
-                    quarterKernel(depth: depth, a: a + rows, b: b + columns, c: c + rows * ldc + columns, ldc: ldc,
-                                  alpha: alpha, beta: beta)
-                }
-            }
+            quarterKernel(depth: depth, a: a, aStride: 6, b: b, bStride: 16, c: c, ldc: ldc, alpha: alpha, beta: beta)
         } else {
             wideKernel(depth: depth, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
         }
     }
 
-    /// An edge tile (`rows` x `columns` of a 12 x 32 tile) in 6 x 16 quarters: whole quarters
-    /// straight into C, partial ones through `edgeTile`, and quarters wholly outside skipped
-    /// (a 400-column layer's last panel is 16 columns: half the tile's work).
+    /// Rows `0..<rows`, columns `0..<columns` of an edge tile computed into `tile` (row
+    /// stride 16) -> C, adding `beta` times what C holds.
     @inline(__always)
-    static func edgeQuarters(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                             c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float,
-                             rows: Int, columns: Int, edgeTile: UnsafeMutablePointer<Float>) {
-        for firstRow in stride(from: 0, to: rows, by: 6) {
-            for firstColumn in stride(from: 0, to: columns, by: 16) {
-                let quarterRows = Swift.min(6, rows - firstRow), quarterColumns = Swift.min(16, columns - firstColumn)
-                let target = c + firstRow * ldc + firstColumn
-                if quarterRows == 6 && quarterColumns == 16 {
-                    quarterKernel(depth: depth, a: a + firstRow, b: b + firstColumn, c: target, ldc: ldc, alpha: alpha, beta: beta)
-                    continue
-                }
-                quarterKernel(depth: depth, a: a + firstRow, b: b + firstColumn, c: edgeTile, ldc: 16, alpha: alpha, beta: 0)
-                for r in 0..<quarterRows {
-                    let row = target + r * ldc, source = edgeTile + r * 16
-                    if beta == 0 {
-                        for j in 0..<quarterColumns { row[j] = source[j] }
-                    } else {
-                        for j in 0..<quarterColumns { row[j] = source[j] + beta * row[j] }
-                    }
-                }
+    static func copyEdge(_ tile: UnsafePointer<Float>, rows: Int, columns: Int, into c: UnsafeMutablePointer<Float>,
+                         ldc: Int, beta: Float) {
+        for r in 0..<rows {
+            let row = c + r * ldc, source = tile + r * 16
+            if beta == 0 {
+                for j in 0..<columns { row[j] = source[j] }
+            } else {
+                for j in 0..<columns { row[j] = source[j] + beta * row[j] }
             }
         }
     }
 
-    /// Rows `0..<6` and columns `0..<16` of a 12 x 32 tile: A read with the panel's stride 12,
-    /// B with 32. Six SIMD16 accumulators (12 ymm registers).
+    /// The 6 x 16 tile of `RegisterFile.narrow`: six SIMD16 accumulators (12 ymm registers).
+    /// A is read with stride `aStride` per k (6 for its own panels; 12 reads a quarter of a
+    /// 12 x 32 panel, as the tests do), B with `bStride`.
     @inline(never)
-    static func quarterKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+    static func quarterKernel(depth: Int, a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int,
                               c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
         var c0 = Vec(), c1 = Vec(), c2 = Vec(), c3 = Vec(), c4 = Vec(), c5 = Vec()
         var ap = a
@@ -427,8 +412,8 @@ enum PackedGEMM {
             c3.addProduct(Vec(repeating: ap[3]), b0)
             c4.addProduct(Vec(repeating: ap[4]), b0)
             c5.addProduct(Vec(repeating: ap[5]), b0)
-            ap += 12
-            bp += 128
+            ap += aStride
+            bp += 4 * bStride
         }
         let alphaVector = Vec(repeating: alpha)
         if beta == 0 {
