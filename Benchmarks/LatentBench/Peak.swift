@@ -10,14 +10,13 @@ import LatentCPU
 public enum Peak {
     public static func measuredGFLOPS(threads: Int) -> Double {
         let iterations = 4_000_000
-        _ = fmaChains(iterations: 10_000, seed: 1)
+        _ = runChains(iterations: 10_000, seed: 1)
         let clock = ContinuousClock()
         var best = Double.infinity
         for _ in 0..<3 {
             let start = clock.now
             DispatchQueue.concurrentPerform(iterations: threads) { thread in
-                blackHole(RegisterFile.narrow ? sixFMAChains(iterations: iterations, seed: Float(thread))
-                                              : fmaChains(iterations: iterations, seed: Float(thread)))
+                blackHole(runChains(iterations: iterations, seed: Float(thread)))
             }
             best = min(best, Timing.seconds(clock.now - start))
         }
@@ -27,6 +26,11 @@ public enum Peak {
     /// Independent SIMD16 FMA chains per thread: 12 (AVX-512: 12 zmm), or 6 where a SIMD16 takes
     /// two registers of 16 (AVX2: 12 ymm; 12 chains would spill and measure the stack).
     static var chains: Int { RegisterFile.narrow ? 6 : 12 }
+
+    /// The `chains`-chain loop this machine's register file holds.
+    static func runChains(iterations: Int, seed: Float) -> Float {
+        RegisterFile.narrow ? sixFMAChains(iterations: iterations, seed: seed) : fmaChains(iterations: iterations, seed: seed)
+    }
 
     /// Memory bandwidth the memory-bound ops are stated against: `y = a * x + y` over two
     /// 32 MiB vectors (together twice this machine's 32 MiB L3, so DRAM-bound), split over `threads`, counting

@@ -330,7 +330,7 @@ enum PackedGEMM {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
-        let mr = Self.mr, nr = Self.nr, narrow = RegisterFile.narrow
+        let mr = Self.mr, nr = Self.nr
         var jc = 0
         while jc < n {
             let blockCols = Swift.min(nc, n - jc)
@@ -354,18 +354,9 @@ enum PackedGEMM {
                             let cTile = c + (ic + ir) * ldc + jc + jr
                             if tileRows == mr && tileCols == nr {
                                 microKernel(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: alpha, beta: blockBeta)
-                            } else if narrow {
-                                quarterKernel(depth: depth, a: aPanel, aStride: 6, b: bPanel, bStride: 16, c: edgeTile, ldc: 16,
-                                              alpha: alpha, beta: 0)
-                                copyEdge(edgeTile, rows: tileRows, columns: tileCols, into: cTile, ldc: ldc, beta: blockBeta)
                             } else {
                                 microKernel(depth: depth, a: aPanel, b: bPanel, c: edgeTile, ldc: nr, alpha: alpha, beta: 0)
-                                for r in 0..<tileRows {
-                                    for j in 0..<tileCols {
-                                        let value = edgeTile[r * nr + j]
-                                        cTile[r * ldc + j] = blockBeta == 0 ? value : value + blockBeta * cTile[r * ldc + j]
-                                    }
-                                }
+                                copyEdge(edgeTile, stride: nr, rows: tileRows, columns: tileCols, into: cTile, ldc: ldc, beta: blockBeta)
                             }
                             ir += mr
                         }
@@ -379,27 +370,27 @@ enum PackedGEMM {
         }
     }
 
-    /// The 12 x 32 tile of a packed A panel and B panel: in one pass where 24 SIMD16
-    /// accumulators fit in registers (AVX-512's 32 zmm), else as four 6 x 16 quarters
-    /// (`RegisterFile.narrow`: AVX2's 16 ymm hold 12 accumulators, a broadcast and B's two halves).
-    /// Every element is summed over k in the same order either way.
+    /// The MR x NR tile of a packed A panel and B panel: 12 x 32 where 24 SIMD16 accumulators
+    /// fit in registers (AVX-512's 32 zmm), else 6 x 16 (`RegisterFile.narrow`: AVX2's 16 ymm
+    /// hold 12 accumulators, a broadcast and a row of B). Every element is summed over k in the
+    /// same order either way.
     @inline(__always)
     static func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                             c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
         if RegisterFile.narrow {
-            quarterKernel(depth: depth, a: a, aStride: 6, b: b, bStride: 16, c: c, ldc: ldc, alpha: alpha, beta: beta)
+            kernel6x16(depth: depth, a: a, aStride: 6, b: b, bStride: 16, c: c, ldc: ldc, alpha: alpha, beta: beta)
         } else {
-            wideKernel(depth: depth, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+            kernel12x32(depth: depth, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
         }
     }
 
     /// Rows `0..<rows`, columns `0..<columns` of an edge tile computed into `tile` (row
-    /// stride 16) -> C, adding `beta` times what C holds.
+    /// stride `stride`) -> C, adding `beta` times what C holds.
     @inline(__always)
-    static func copyEdge(_ tile: UnsafePointer<Float>, rows: Int, columns: Int, into c: UnsafeMutablePointer<Float>,
+    static func copyEdge(_ tile: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int, into c: UnsafeMutablePointer<Float>,
                          ldc: Int, beta: Float) {
         for r in 0..<rows {
-            let row = c + r * ldc, source = tile + r * 16
+            let row = c + r * ldc, source = tile + r * stride
             if beta == 0 {
                 for j in 0..<columns { row[j] = source[j] }
             } else {
@@ -409,10 +400,10 @@ enum PackedGEMM {
     }
 
     /// The 6 x 16 tile of `RegisterFile.narrow`: six SIMD16 accumulators (12 ymm registers).
-    /// A is read with stride `aStride` per k (6 for its own panels; 12 reads a quarter of a
+    /// A is read with stride `aStride` per k (6 for its own panels; 12 reads 6 rows of a
     /// 12 x 32 panel, as the tests do), B with `bStride`.
     @inline(never)
-    static func quarterKernel(depth: Int, a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int,
+    static func kernel6x16(depth: Int, a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int,
                               c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
         var c0 = Vec(), c1 = Vec(), c2 = Vec(), c3 = Vec(), c4 = Vec(), c5 = Vec()
         var ap = a
@@ -445,7 +436,7 @@ enum PackedGEMM {
 
     /// 12x32 register tile: 24 SIMD16 accumulators, one broadcast of A and 2 loads of B per k.
     @inline(__always)
-    static func wideKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+    static func kernel12x32(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                            c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
         var c0_0 = SIMD16<Float>()
         var c0_1 = SIMD16<Float>()

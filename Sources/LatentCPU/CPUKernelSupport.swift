@@ -8,8 +8,8 @@ typealias Vec = SIMD16<Float>
 public enum RegisterFile {
     /// 16 vector registers of 8 floats or fewer (AVX2, SSE, NEON's 128-bit view): a Vec takes
     /// two or more of them, so tiles with 24 accumulators would spill to the stack on every k.
-    /// Kernels then run their tiles in quarters of 6 rows x 16 columns, which keeps each
-    /// element's order of summation. AVX-512 (32 zmm of 16 floats) runs the whole tile at once.
+    /// Kernels then use tiles of 6 rows x 16 columns (12 registers of accumulators), which keep
+    /// each element's order of summation. AVX-512 (32 zmm of 16 floats) takes 12 x 32 tiles.
     /// `LATENT_CPU_TILE=narrow|wide` overrides (for tests of both paths on one machine).
     public static let narrow: Bool = {
         switch ProcessInfo.processInfo.environment["LATENT_CPU_TILE"] {

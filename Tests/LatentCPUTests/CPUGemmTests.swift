@@ -108,13 +108,13 @@ final class CPUGemmTests: XCTestCase {
             var whole = start, quarters = start
             a.withUnsafeBufferPointer { a in
                 b.withUnsafeBufferPointer { b in
-                    PackedGEMM.wideKernel(depth: depth, a: a.baseAddress!, b: b.baseAddress!, c: &whole, ldc: 40, alpha: alpha, beta: beta)
+                    PackedGEMM.kernel12x32(depth: depth, a: a.baseAddress!, b: b.baseAddress!, c: &whole, ldc: 40, alpha: alpha, beta: beta)
                     quarters.withUnsafeMutableBufferPointer { c in
                         for rows in [0, 6] {
                             for columns in [0, 16] {
-                                PackedGEMM.quarterKernel(depth: depth, a: a.baseAddress! + rows, aStride: 12,
-                                                         b: b.baseAddress! + columns, bStride: 32,
-                                                         c: c.baseAddress! + rows * 40 + columns, ldc: 40, alpha: alpha, beta: beta)
+                                PackedGEMM.kernel6x16(depth: depth, a: a.baseAddress! + rows, aStride: 12,
+                                                      b: b.baseAddress! + columns, bStride: 32,
+                                                      c: c.baseAddress! + rows * 40 + columns, ldc: 40, alpha: alpha, beta: beta)
                             }
                         }
                     }
