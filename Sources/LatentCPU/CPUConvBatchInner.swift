@@ -442,6 +442,7 @@ enum TableKernel {
 
 /// Up to four positions that share a table (one stride phase), run by `TableKernel.allPanels` together.
 struct PositionGroup {
+    static let capacity = 4
     var bases: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)
     var targets: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
     var count = 0
@@ -517,14 +518,20 @@ extension CPUBackend {
                     }
                 }
             }
+            // Groups of four positions, claimed one at a time by whichever thread is free.
             let positions = g.outHeight * g.outWidth
-            parallel.forEachChunk(work: g.multiplyAdds, minimumWorkPerThread: 1 << 18) { chunk, chunks in
+            let groups = (positions + PositionGroup.capacity - 1) / PositionGroup.capacity
+            let items = g.multiplyAdds < 1 << 19 ? 1 : groups
+            let range = { (item: Int) in
+                items == 1 ? 0..<positions : item * PositionGroup.capacity..<Swift.min(positions, (item + 1) * PositionGroup.capacity)
+            }
+            parallel.forEachItem(count: items) { item in
                 var group = PositionGroup(placeholder: xs, ys)
-                for position in CPUParallel.range(chunk, of: chunks, count: positions) {
+                for position in range(item) {
                     let oh = position / g.outWidth, ow = position % g.outWidth
                     group.append(xs + input.offset(0, oh * g.strideHeight - g.padHeight, ow * g.strideWidth - g.padWidth),
                                  ys + output.offset(0, oh, ow))
-                    if group.count == 4 {
+                    if group.count == PositionGroup.capacity {
                         group.flush(m: g.outChannels, panelRows: panelRows, depth: depth, packedA: packed, offsets: offsets,
                                     ldc: output.channelStride, lanes: input.lanes)
                     }
@@ -600,31 +607,62 @@ extension CPUBackend {
                     }
                 }
             }
+            // The positions sorted by phase (those of a phase share a table), cut into groups of
+            // four within each phase; whichever thread is free claims the next group.
             let positions = g.inHeight * g.inWidth
-            let work = g.multiplyAdds
-            parallel.forEachChunk(work: work, minimumWorkPerThread: 1 << 18) { chunk, chunks in
-                let range = CPUParallel.range(chunk, of: chunks, count: positions)
-                var group = PositionGroup(placeholder: dys, dxs)
-                // Phase by phase, so that positions sharing a table run together.
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: positions + 2 * (phases + 1)) { storage in
+                let sorted = storage.baseAddress!, phaseStart = sorted + positions, groupStart = phaseStart + phases + 1
+                var filled = 0
                 for phase in 0..<phases {
-                    let depth = depths[phase]
-                    let packedA = packed + phase * phaseStride, offsets = tables + phase * tableStride
-                    for position in range {
+                    phaseStart[phase] = filled
+                    groupStart[phase] = phase == 0 ? 0 : groupStart[phase - 1]
+                        + (phaseStart[phase] - phaseStart[phase - 1] + PositionGroup.capacity - 1) / PositionGroup.capacity
+                    for position in 0..<positions {
                         let ih = position / g.inWidth, iw = position % g.inWidth
-                        guard ((ih + g.padHeight) % sh) * sw + (iw + g.padWidth) % sw == phase else { continue }
-                        let target = dxs + result.offset(0, ih, iw)
-                        if depth == 0 {
-                            for c in 0..<g.inChannels { (target + c * result.channelStride).update(repeating: 0, count: result.lanes) }
-                            continue
-                        }
-                        group.append(dys + gradient.offset(0, (ih + g.padHeight) / sh, (iw + g.padWidth) / sw), target)
-                        if group.count == 4 {
-                            group.flush(m: g.inChannels, panelRows: panelRows, depth: depth, packedA: packedA, offsets: offsets,
-                                        ldc: result.channelStride, lanes: result.lanes)
+                        if ((ih + g.padHeight) % sh) * sw + (iw + g.padWidth) % sw == phase {
+                            sorted[filled] = position
+                            filled += 1
                         }
                     }
-                    group.flush(m: g.inChannels, panelRows: panelRows, depth: depth, packedA: packedA, offsets: offsets,
-                                ldc: result.channelStride, lanes: result.lanes)
+                }
+                phaseStart[phases] = filled
+                groupStart[phases] = groupStart[phases - 1]
+                    + (filled - phaseStart[phases - 1] + PositionGroup.capacity - 1) / PositionGroup.capacity
+                let sortedConst = UnsafePointer(sorted), phaseStartConst = UnsafePointer(phaseStart)
+                let groupStartConst = UnsafePointer(groupStart)
+                // Small convolutions run on one thread, all groups in one item.
+                let items = g.multiplyAdds < 1 << 19 ? 1 : groupStart[phases]
+                parallel.forEachItem(count: items) { item in
+                    var group = PositionGroup(placeholder: dys, dxs)
+                    for phase in 0..<phases {
+                        let first = phaseStartConst[phase], end = phaseStartConst[phase + 1]
+                        let mine: Range<Int>
+                        if items == 1 {
+                            mine = first..<end
+                        } else {
+                            guard item >= groupStartConst[phase], item < groupStartConst[phase + 1] else { continue }
+                            let start = first + (item - groupStartConst[phase]) * PositionGroup.capacity
+                            mine = start..<Swift.min(end, start + PositionGroup.capacity)
+                        }
+                        let depth = depths[phase]
+                        let packedA = packed + phase * phaseStride, offsets = tables + phase * tableStride
+                        for index in mine {
+                            let position = sortedConst[index]
+                            let ih = position / g.inWidth, iw = position % g.inWidth
+                            let target = dxs + result.offset(0, ih, iw)
+                            if depth == 0 {
+                                for c in 0..<g.inChannels { (target + c * result.channelStride).update(repeating: 0, count: result.lanes) }
+                                continue
+                            }
+                            group.append(dys + gradient.offset(0, (ih + g.padHeight) / sh, (iw + g.padWidth) / sw), target)
+                            if group.count == PositionGroup.capacity {
+                                group.flush(m: g.inChannels, panelRows: panelRows, depth: depth, packedA: packedA, offsets: offsets,
+                                            ldc: result.channelStride, lanes: result.lanes)
+                            }
+                        }
+                        group.flush(m: g.inChannels, panelRows: panelRows, depth: depth, packedA: packedA, offsets: offsets,
+                                    ldc: result.channelStride, lanes: result.lanes)
+                    }
                 }
             }
         }

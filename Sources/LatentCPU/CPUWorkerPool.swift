@@ -51,11 +51,13 @@ final class CPUWorkerPool: @unchecked Sendable {
     private static func chunks(_ ticket: Int) -> Int { (ticket >> 16) & 0xFFFF }
     private static func next(_ ticket: Int) -> Int { ticket & 0xFFFF }
 
-    /// Runs `body(chunk, chunkCount)` for every chunk on the calling thread and the workers.
+    /// Runs `body(chunk, chunkCount)` for every chunk on the calling thread and the workers;
+    /// each thread claims the next unclaimed chunk when it finishes one, so with more chunks
+    /// than threads a faster core takes more of them.
     /// Returns false without running anything when the pool cannot take the job (another
     /// thread's job is in flight, too many chunks, no workers): the caller falls back.
     func run(chunkCount: Int, _ body: UnsafeSendableClosure) -> Bool {
-        guard workers > 0, chunkCount >= 2, chunkCount <= min(workers + 1, 0xFFFF) else { return false }
+        guard workers > 0, chunkCount >= 2, chunkCount <= 0xFFFF else { return false }
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         startWorkersOnce()
         job = body

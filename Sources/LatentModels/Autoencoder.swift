@@ -53,7 +53,7 @@ public final class Autoencoder: GenerativeModel, LatentEncodingModel, Reconstruc
         let loss = try reconstruction.forward(output, target: images)
         // d(loss / N): the batch mean of the per-image sums.
         let gradOutput = try reconstruction.backward(scale: 1 / Float(images.shape[0]))
-        _ = try encoder.backward(try decoder.backward(gradOutput))
+        try encoder.backwardParameters(try decoder.backward(gradOutput))
         for (_, optimizer) in optimizers { try optimizer.step() }
         return [loss]
     }

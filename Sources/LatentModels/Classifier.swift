@@ -74,7 +74,7 @@ public final class Classifier: GenerativeModel {
         let terms = try crossEntropy.forward(try logits(images, training: true), targets: targets)
         // d(loss / N)
         let gradLogits = try crossEntropy.backward(scale: 1 / Float(images.shape[0]))
-        _ = try featureLayers.backward(try classifierLayers.backward(gradLogits))
+        try featureLayers.backwardParameters(try classifierLayers.backward(gradLogits))
         for (_, optimizer) in optimizers { try optimizer.step() }
         return [terms.loss, terms.errors]
     }

@@ -85,7 +85,7 @@ public final class DesignedLatent: GenerativeModel, LatentDecodingModel {
         let codes = try makeCodes(labels, source: random)
         let output = try decoder.forward(codes, training: true)
         let loss = try reconstruction.forward(output, target: images)
-        _ = try decoder.backward(try reconstruction.backward(scale: 1 / Float(images.shape[0])))
+        try decoder.backwardParameters(try reconstruction.backward(scale: 1 / Float(images.shape[0])))
         for (_, optimizer) in optimizers { try optimizer.step() }
         return [loss]
     }

@@ -153,7 +153,7 @@ public final class GAN: GenerativeModel, LatentDecodingModel {
                 try discriminator.backward(gradJudged)
             }
         }
-        _ = try generator.backward(gradGenerated)
+        try generator.backwardParameters(gradGenerated)                  // z needs no gradient
         try optimizerG.step()
 
         // Discriminator step on the real batch and the same (detached) fakes:
@@ -161,10 +161,10 @@ public final class GAN: GenerativeModel, LatentDecodingModel {
         if !options.ganSharedZeroGrad { try optimizerD.zeroGradients() }
         let realJudged = try discriminator.forward(images, training: true)
         let realTerm = try realLoss.forward(realJudged, target: real)
-        _ = try discriminator.backward(try realLoss.backward(scale: 0.5 * scale))
+        try discriminator.backwardParameters(try realLoss.backward(scale: 0.5 * scale))
         let fakeJudged = try discriminator.forward(generated, training: true)
         let fakeTerm = try fakeLoss.forward(fakeJudged, target: fake)
-        _ = try discriminator.backward(try fakeLoss.backward(scale: 0.5 * scale))
+        try discriminator.backwardParameters(try fakeLoss.backward(scale: 0.5 * scale))  // the fakes are detached
         try optimizerD.step()
 
         try ModelSupport.combine(0.5, realTerm, 0.5, fakeTerm, into: discriminatorTotal)

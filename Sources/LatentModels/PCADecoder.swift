@@ -156,8 +156,8 @@ public final class PCADecoder: GenerativeModel, LatentEncodingModel, Reconstruct
         for (_, optimizer) in optimizers { try optimizer.zeroGradients() }
         let output = try forward(images, training: true)
         let loss = try reconstruction.forward(output, target: images)
-        // The PCA is fixed: the decoder's input gradient is dropped.
-        _ = try decoder.backward(try reconstruction.backward(scale: 1 / Float(images.shape[0])))
+        // The PCA is fixed: the decoder's input needs no gradient.
+        try decoder.backwardParameters(try reconstruction.backward(scale: 1 / Float(images.shape[0])))
         for (_, optimizer) in optimizers { try optimizer.step() }
         return [loss]
     }

@@ -105,7 +105,7 @@ public final class GaussianVAE: GenerativeModel {
         }
         let gradHidden = try meanHead.backward(gradMean)
         try accumulate(try parameterHead.backward(gradParameter), into: gradHidden)
-        _ = try encoder.backward(gradHidden)
+        try encoder.backwardParameters(gradHidden)           // the images need no gradient
         for (_, optimizer) in optimizers { try optimizer.step() }
         return terms
     }

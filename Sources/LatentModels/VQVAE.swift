@@ -240,7 +240,7 @@ public final class VQVAE: GenerativeModel, ReconstructingModel {
         try backend.lossBackward(.mse, prediction: pass.encoded.view, target: pass.quantized.view,
                                  gradPrediction: gradEncoded.view, reduction: .sum,
                                  scale: options.commitment * scale, accumulate: true)
-        _ = try encoder.backward(gradEncoded)
+        try encoder.backwardParameters(gradEncoded)
         // Codebook: 2 (e - z_e) / N for each row, added into the entry it chose.
         let gradRows = try gradCodeRows.tensor(pass.qRows.shape, on: backend)
         try backend.lossBackward(.mse, prediction: pass.qRows.view, target: pass.zRows.view, gradPrediction: gradRows.view,

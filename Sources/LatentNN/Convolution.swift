@@ -93,6 +93,20 @@ public final class Conv2d: Layer {
         let gradInput = try gradInput.tensor(input.shape, on: backend)
         try backend.conv2dBackwardData(geometry, gradOutput: gradOutput.view, weight: weight.value.view,
                                        bias: nil, gradInput: gradInput.view, accumulate: false)
+        try accumulateParameterGradients(gradOutput, input: input, geometry: geometry)
+        return gradInput
+    }
+
+    // (N, Cout, Ho, Wo) -> dW (Cout, Cin, k, k), db (Cout); no input gradient
+    public func backwardParameters(_ gradOutput: Tensor) throws {
+        guard let input, let geometry else { throw missingForward(name) }
+        try Shape.expect(gradOutput.shape, equals: [geometry.batch, outChannels, geometry.outHeight, geometry.outWidth],
+                         "\(name) gradOutput")
+        try checkSameBackend(gradOutput, backend, name)
+        try accumulateParameterGradients(gradOutput, input: input, geometry: geometry)
+    }
+
+    private func accumulateParameterGradients(_ gradOutput: Tensor, input: Tensor, geometry: ConvGeometry) throws {
         if weight.requiresGradient {
             try backend.conv2dBackwardWeights(geometry, input: input.view, gradOutput: gradOutput.view,
                                               gradWeight: weight.gradient.view, accumulate: true)
@@ -101,7 +115,6 @@ public final class Conv2d: Layer {
             try backend.channelSum(input: gradOutput.view, output: bias.gradient.view, batch: geometry.batch,
                                    channels: outChannels, spatial: geometry.outHeight * geometry.outWidth, accumulate: true)
         }
-        return gradInput
     }
 }
 
@@ -212,6 +225,20 @@ public final class ConvTranspose2d: Layer {
         let gradInput = try gradInput.tensor(input.shape, on: backend)
         try backend.conv2dForward(geometry, input: gradOutput.view, weight: weight.value.view,
                                   bias: nil, output: gradInput.view)
+        try accumulateParameterGradients(gradOutput, input: input, geometry: geometry)
+        return gradInput
+    }
+
+    // (N, Cout, Ho, Wo) -> dW (Cin, Cout, k, k), db (Cout); no input gradient
+    public func backwardParameters(_ gradOutput: Tensor) throws {
+        guard let input, let geometry else { throw missingForward(name) }
+        try Shape.expect(gradOutput.shape, equals: [geometry.batch, outChannels, geometry.inHeight, geometry.inWidth],
+                         "\(name) gradOutput")
+        try checkSameBackend(gradOutput, backend, name)
+        try accumulateParameterGradients(gradOutput, input: input, geometry: geometry)
+    }
+
+    private func accumulateParameterGradients(_ gradOutput: Tensor, input: Tensor, geometry: ConvGeometry) throws {
         if weight.requiresGradient {
             try backend.conv2dBackwardWeights(geometry, input: gradOutput.view, gradOutput: input.view,
                                               gradWeight: weight.gradient.view, accumulate: true)
@@ -220,6 +247,5 @@ public final class ConvTranspose2d: Layer {
             try backend.channelSum(input: gradOutput.view, output: bias.gradient.view, batch: geometry.batch,
                                    channels: outChannels, spatial: geometry.inHeight * geometry.inWidth, accumulate: true)
         }
-        return gradInput
     }
 }

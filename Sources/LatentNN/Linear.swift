@@ -69,6 +69,20 @@ public final class Linear: Layer {
         try backend.gemm(transA: .none, transB: .none, m: batch, n: inFeatures, k: outFeatures,
                          alpha: 1, a: gradOutput.view, lda: outFeatures, b: weight.value.view, ldb: inFeatures,
                          beta: 0, c: gradInput.view, ldc: inFeatures)
+        try accumulateParameterGradients(gradOutput, input: input)
+        return gradInput
+    }
+
+    // (N, out) -> dW (out, in), db (out); no input gradient
+    public func backwardParameters(_ gradOutput: Tensor) throws {
+        guard let input else { throw missingForward(name) }
+        try Shape.expect(gradOutput.shape, equals: [input.shape[0], outFeatures], "\(name) gradOutput")
+        try checkSameBackend(gradOutput, backend, name)
+        try accumulateParameterGradients(gradOutput, input: input)
+    }
+
+    private func accumulateParameterGradients(_ gradOutput: Tensor, input: Tensor) throws {
+        let batch = input.shape[0]
         if weight.requiresGradient {
             try backend.gemm(transA: .transposed, transB: .none, m: outFeatures, n: inFeatures, k: batch,
                              alpha: 1, a: gradOutput.view, lda: outFeatures, b: input.view, ldb: inFeatures,
@@ -78,6 +92,5 @@ public final class Linear: Layer {
             try backend.channelSum(input: gradOutput.view, output: bias.gradient.view,
                                    batch: batch, channels: outFeatures, spatial: 1, accumulate: true)
         }
-        return gradInput
     }
 }

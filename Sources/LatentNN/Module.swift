@@ -125,6 +125,17 @@ extension Module {
 public protocol Layer: Module {
     func forward(_ input: Tensor, training: Bool) throws -> Tensor
     func backward(_ gradOutput: Tensor) throws -> Tensor
+    /// The parameter gradients that `backward` accumulates, without the input's gradient:
+    /// for a layer whose input is data (a model's first layer on images), where that gradient
+    /// would be thrown away. PyTorch's autograd skips it likewise (the images do not require
+    /// gradients); for a first convolution or Linear it is a third of the layer's backward work.
+    func backwardParameters(_ gradOutput: Tensor) throws
+}
+
+extension Layer {
+    public func backwardParameters(_ gradOutput: Tensor) throws {
+        _ = try backward(gradOutput)
+    }
 }
 
 /// The model's random numbers: one Philox stream that initialisers, dropout and the

@@ -42,4 +42,16 @@ public final class Sequential: Layer {
         }
         return g
     }
+
+    // gradOutput -> layers[n-1].backward -> ... -> layers[first].backwardParameters, where
+    // `first` is the first layer with parameters: the parameter-free layers before it
+    // (reshapes, activations on the data) have nothing to accumulate.
+    public func backwardParameters(_ gradOutput: Tensor) throws {
+        guard let first = layers.firstIndex(where: { !$0.parameters().isEmpty }) else { return }
+        var g = gradOutput
+        for index in layers.indices.reversed() where index > first {
+            g = try layers[index].backward(g)
+        }
+        try layers[first].backwardParameters(g)
+    }
 }

@@ -255,4 +255,39 @@ final class LayerGradientTests: XCTestCase {
         try layer.zeroGradients()
         XCTAssertEqual(try layer.bias?.gradient.toArray(), [0, 0])
     }
+
+    /// `backwardParameters` (a model's first layer, whose input is data) accumulates exactly
+    /// the parameter gradients of `backward`, bit for bit, for every layer that overrides it
+    /// and through a Sequential whose first layers have no parameters.
+    func testBackwardParametersMatchesBackwardsParameterGradients() throws {
+        var random = TestRandom(seed: 14)
+        let source = RandomSource(seed: 14)
+        let cases: [(String, any Layer, [Int])] = [
+            ("Linear(5, 4)", try Linear(5, 4, on: cpu, random: source), [3, 5]),
+            ("Conv2d(2, 3, 3, 2, 1)", try Conv2d(2, 3, kernel: 3, stride: 2, padding: 1, on: cpu, random: source), [2, 2, 7, 7]),
+            ("ConvTranspose2d(3, 2, 4, 2, 1)",
+             try ConvTranspose2d(3, 2, kernel: 4, stride: 2, padding: 1, on: cpu, random: source), [2, 3, 4, 4]),
+            ("Sequential(Tanh, Conv2d, BatchNorm2d, ReLU, Flatten, Linear)",
+             Sequential(Tanh(), try Conv2d(2, 3, kernel: 3, padding: 1, on: cpu, random: source), try BatchNorm2d(3, on: cpu),
+                        ReLU(), Flatten(), try Linear(3 * 4 * 4, 2, on: cpu, random: source)), [2, 2, 4, 4]),
+        ]
+        for (label, layer, shape) in cases {
+            let input = try random.tensor(shape)
+            let output = try layer.forward(input, training: true)
+            let grad = try random.tensor(output.shape)
+            try layer.zeroGradients()
+            _ = try layer.backward(grad)
+            let full = try layer.parameters().map { try $0.gradient.toArray() }
+            try layer.zeroGradients()
+            _ = try layer.forward(input, training: true)
+            try layer.backwardParameters(grad)
+            let parametersOnly = try layer.parameters().map { try $0.gradient.toArray() }
+            XCTAssertFalse(full.isEmpty, label)
+            XCTAssertTrue(full.contains { $0.contains { $0 != 0 } }, "\(label): some gradient is non-zero")
+            XCTAssertEqual(parametersOnly, full, label)
+        }
+        // Without a forward pass it is an error, as backward is.
+        let fresh = try Linear(2, 2, on: cpu, random: source)
+        XCTAssertThrowsError(try fresh.backwardParameters(try random.tensor([1, 2])))
+    }
 }
