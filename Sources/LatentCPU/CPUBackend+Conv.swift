@@ -18,7 +18,7 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, geometry.outChannels, "bias", op) }
         let x = try input.cpuPointer(), w = try weight.cpuPointer(), y = try output.cpuPointer()
         let b = try bias?.cpuPointer()
-        if usesBatchInner(geometry) {
+        if usesBatchInner(geometry, .forward) {
             batchInnerForward(geometry, x: x, w: w, bias: b.map { UnsafePointer($0) }, y: y)
             return
         }
@@ -72,7 +72,7 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, geometry.inChannels, "bias", op) }
         let dy = try gradOutput.cpuPointer(), w = try weight.cpuPointer(), dx = try gradInput.cpuPointer()
         let b = try bias?.cpuPointer()
-        if usesBatchInner(geometry) {
+        if usesBatchInner(geometry, .backwardData) {
             batchInnerBackwardData(geometry, dy: dy, w: w, bias: b.map { UnsafePointer($0) }, dx: dx, accumulate: accumulate)
             return
         }
@@ -129,7 +129,7 @@ extension CPUBackend {
         try CPUCheck.count(gradOutput, geometry.outputCount, "gradOutput", op)
         try CPUCheck.count(gradWeight, geometry.weightCount, "gradWeight", op)
         let x = try input.cpuPointer(), dy = try gradOutput.cpuPointer(), dw = try gradWeight.cpuPointer()
-        if usesBatchInner(geometry) {
+        if usesBatchInner(geometry, .backwardWeights) {
             if geometry.inChannels == 1 {
                 singleChannelBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
             } else {

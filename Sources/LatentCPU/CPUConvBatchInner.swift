@@ -440,6 +440,11 @@ enum TableKernel {
     }
 }
 
+/// The three passes of a convolution, for choosing a path per pass.
+enum ConvPass {
+    case forward, backwardData, backwardWeights
+}
+
 /// Up to four positions that share a table (one stride phase), run by `TableKernel.allPanels` together.
 struct PositionGroup {
     static let capacity = 4
@@ -482,13 +487,24 @@ struct PositionGroup {
 }
 
 extension CPUBackend {
-    /// Whether a convolution takes the batch-inner path: batches of 16 and more (smaller ones
-    /// would compute mostly padding lanes), unless `convolutionPath` says otherwise.
-    func usesBatchInner(_ g: ConvGeometry) -> Bool {
+    /// Whether a pass of a convolution takes the batch-inner path: batches of 16 and more
+    /// (smaller ones would compute mostly padding lanes), unless `convolutionPath` says otherwise.
+    ///
+    /// Except the two passes whose result has one input channel's worth of work per element of
+    /// a many-channel operand (backward-data to a one-channel image, the weight gradient of a
+    /// one-channel input) when that operand has 32 channels or more: batch-inner transposes the
+    /// whole operand for little arithmetic, and its one-row kernels are memory-bound, while
+    /// im2col's GEMM reads it in place with a deep k. Measured on AVX2 (`latent bench ops --group
+    /// conv` with `LATENT_CPU_CONV=batch-inner|im2col`, batch 64): 64 channels at 28x28, k4 s2:
+    /// 0.81 vs 0.43 ms (backward-data) and 0.86 vs 0.44 ms (weights); 8 channels, k3 s2: 0.15 vs
+    /// 0.21 ms and 0.13 vs 0.45 ms the other way.
+    func usesBatchInner(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
         switch convolutionPath {
         case .im2col: return false
         case .batchInner: return true
-        case .automatic: return g.batch >= 16
+        case .automatic:
+            guard g.batch >= 16 else { return false }
+            return pass == .forward || g.inChannels > 1 || g.outChannels < 32
         }
     }
 

@@ -234,4 +234,22 @@ final class ConvTests: XCTestCase {
             try f.backend.conv2dForward(broken, input: x, weight: w, bias: nil, output: try f.zeros(broken.outputCount))
         }
     }
+
+    /// The automatic choice per pass: batch-inner from batches of 16, except the single-channel
+    /// passes of a one-channel input with 32 or more output channels (see `usesBatchInner`);
+    /// a forced path applies to every pass.
+    func testAutomaticPathPerPass() throws {
+        let automatic = CPUBackend(threads: 2)
+        func choices(_ backend: CPUBackend, batch: Int, _ inChannels: Int, _ outChannels: Int) throws -> [Bool] {
+            let g = try ConvGeometry(batch: batch, inChannels: inChannels, height: 28, width: 28, outChannels: outChannels,
+                                     kernel: 4, stride: 2, padding: 1)
+            return [ConvPass.forward, .backwardData, .backwardWeights].map { backend.usesBatchInner(g, $0) }
+        }
+        XCTAssertEqual(try choices(automatic, batch: 64, 1, 64), [true, false, false])
+        XCTAssertEqual(try choices(automatic, batch: 64, 1, 8), [true, true, true])
+        XCTAssertEqual(try choices(automatic, batch: 64, 64, 1), [true, true, true])
+        XCTAssertEqual(try choices(automatic, batch: 8, 64, 128), [false, false, false])
+        XCTAssertEqual(try choices(CPUBackend(threads: 2, convolution: .batchInner), batch: 64, 1, 64), [true, true, true])
+        XCTAssertEqual(try choices(CPUBackend(threads: 2, convolution: .im2col), batch: 64, 64, 128), [false, false, false])
+    }
 }
