@@ -54,18 +54,35 @@ extension BatchInnerLayout {
                     let images = Swift.max(0, Swift.min(16, batch - n0))
                     let first = x + (n0 * channels + c) * plane, imageStride = channels * plane
                     var p = 0
-                    while p + 16 <= plane {
-                        let rows = images == 16
-                            ? Tile16 { t in Vec.load(first + t * imageStride + p) }
-                            : Tile16 { t in t < images ? Vec.load(first + t * imageStride + p) : Vec() }
-                        let target = channel + n0
-                        rows.transposed().forEachRow { i, column in column.store(target + table[p + i]) }
-                        p += 16
+                    if RegisterFile.narrow {
+                        // 8 positions x 8 images at a time (see `Tile8`).
+                        while p + 8 <= plane {
+                            for half in 0..<2 {
+                                let h = half * 8
+                                let rows = images >= h + 8
+                                    ? Tile8 { t in Tile8.Row.load(first + (h + t) * imageStride + p) }
+                                    : Tile8 { t in h + t < images ? Tile8.Row.load(first + (h + t) * imageStride + p) : Tile8.Row() }
+                                let target = channel + n0 + h
+                                rows.transposed().forEachRow { i, column in column.store(target + table[p + i]) }
+                            }
+                            p += 8
+                        }
+                    } else {
+                        while p + 16 <= plane {
+                            let rows = images == 16
+                                ? Tile16 { t in Vec.load(first + t * imageStride + p) }
+                                : Tile16 { t in t < images ? Vec.load(first + t * imageStride + p) : Vec() }
+                            let target = channel + n0
+                            rows.transposed().forEachRow { i, column in column.store(target + table[p + i]) }
+                            p += 16
+                        }
                     }
+                    // The last positions one by one, written lane by lane in place (assembling
+                    // a vector lane by lane in memory stalls on store forwarding).
                     while p < plane {
-                        var column = Vec()
-                        for t in 0..<images { column[t] = first[t * imageStride + p] }
-                        column.store(channel + table[p] + n0)
+                        let target = channel + table[p] + n0
+                        for t in 0..<images { target[t] = first[t * imageStride + p] }
+                        for t in images..<16 { target[t] = 0 }
                         p += 1
                     }
                     n0 += 16
@@ -91,23 +108,42 @@ extension BatchInnerLayout {
                         let images = Swift.min(16, batch - n0)
                         let first = y + (n0 * channels + c) * plane, imageStride = channels * plane
                         var p = 0
-                        while p + 16 <= plane {
-                            let from = channel + n0
-                            let rows = Tile16 { i in Vec.load(from + table[p + i]) }.transposed()
-                            rows.forEachRow { t, row in
-                                guard t < images else { return }
-                                let target = first + t * imageStride + p
-                                var value = row + shift
-                                if accumulate { value += Vec.load(target) }
-                                value.store(target)
+                        if RegisterFile.narrow {
+                            let shift8 = Tile8.Row(repeating: bias?[c] ?? 0)
+                            while p + 8 <= plane {
+                                for half in 0..<2 where half * 8 < images {
+                                    let h = half * 8
+                                    let from = channel + n0 + h
+                                    let rows = Tile8 { i in Tile8.Row.load(from + table[p + i]) }.transposed()
+                                    rows.forEachRow { t, row in
+                                        guard h + t < images else { return }
+                                        let target = first + (h + t) * imageStride + p
+                                        var value = row + shift8
+                                        if accumulate { value += Tile8.Row.load(target) }
+                                        value.store(target)
+                                    }
+                                }
+                                p += 8
                             }
-                            p += 16
+                        } else {
+                            while p + 16 <= plane {
+                                let from = channel + n0
+                                let rows = Tile16 { i in Vec.load(from + table[p + i]) }.transposed()
+                                rows.forEachRow { t, row in
+                                    guard t < images else { return }
+                                    let target = first + t * imageStride + p
+                                    var value = row + shift
+                                    if accumulate { value += Vec.load(target) }
+                                    value.store(target)
+                                }
+                                p += 16
+                            }
                         }
                         while p < plane {
-                            let column = Vec.load(channel + table[p] + n0) + shift
+                            let column = channel + table[p] + n0, bias = shift[0]
                             for t in 0..<images {
                                 let index = t * imageStride + p
-                                first[index] = accumulate ? first[index] + column[t] : column[t]
+                                first[index] = accumulate ? first[index] + (column[t] + bias) : column[t] + bias
                             }
                             p += 1
                         }
@@ -816,12 +852,26 @@ extension CPUBackend {
                         let position = p / lanes, n0 = p % lanes
                         let base = xsConst + basesConst[position] + n0
                         let target = out + (p - p0) * PackedGEMM.nr
-                        for half in 0..<(PackedGEMM.nr / 16) {
-                            let first = half * 16
-                            let rows = panelCols == PackedGEMM.nr
-                                ? Tile16 { t in Vec.load(base + columnOffsets[first + t]) }
-                                : Tile16 { t in first + t < panelCols ? Vec.load(base + columnOffsets[first + t]) : Vec() }
-                            rows.transposed().forEachRow { i, row in row.store(target + i * PackedGEMM.nr + first) }
+                        if RegisterFile.narrow {
+                            // 8 lanes x 8 columns at a time (see `Tile8`).
+                            for laneHalf in 0..<2 {
+                                for first in stride(from: 0, to: PackedGEMM.nr, by: 8) {
+                                    let from = base + laneHalf * 8
+                                    let rows = panelCols >= first + 8
+                                        ? Tile8 { t in Tile8.Row.load(from + columnOffsets[first + t]) }
+                                        : Tile8 { t in first + t < panelCols ? Tile8.Row.load(from + columnOffsets[first + t]) : Tile8.Row() }
+                                    let rowTarget = target + laneHalf * 8 * PackedGEMM.nr + first
+                                    rows.transposed().forEachRow { i, row in row.store(rowTarget + i * PackedGEMM.nr) }
+                                }
+                            }
+                        } else {
+                            for half in 0..<(PackedGEMM.nr / 16) {
+                                let first = half * 16
+                                let rows = panelCols == PackedGEMM.nr
+                                    ? Tile16 { t in Vec.load(base + columnOffsets[first + t]) }
+                                    : Tile16 { t in first + t < panelCols ? Vec.load(base + columnOffsets[first + t]) : Vec() }
+                                rows.transposed().forEachRow { i, row in row.store(target + i * PackedGEMM.nr + first) }
+                            }
                         }
                         p += 16
                     }

@@ -245,6 +245,74 @@ struct Tile16 {
     }
 }
 
+extension SIMD8 where Scalar == Float {
+    @inline(__always)
+    static func load(_ pointer: UnsafePointer<Float>) -> Self { UnsafeRawPointer(pointer).loadUnaligned(as: Self.self) }
+
+    @inline(__always)
+    static func load(_ pointer: UnsafeMutablePointer<Float>) -> Self { load(UnsafePointer(pointer)) }
+
+    @inline(__always)
+    func store(_ pointer: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(pointer).storeBytes(of: self, as: Self.self) }
+}
+
+/// An 8 x 8 float matrix as eight SIMD8 rows, with its transpose: the 16 x 16 transposes of
+/// `Tile16` need 32 registers of 8 floats (AVX2 has 16) and spill every round, while one 8 x 8
+/// block fits with room to spare. Three rounds of lane shuffles, each written lane by lane
+/// in the patterns of vunpcklps/vunpckhps, vshufps and vperm2f128, which LLVM emits as such.
+struct Tile8 {
+    typealias Row = SIMD8<Float>
+    var r0, r1, r2, r3, r4, r5, r6, r7: Row
+
+    @inline(__always)
+    init(_ row: (Int) -> Row) {
+        r0 = row(0); r1 = row(1); r2 = row(2); r3 = row(3)
+        r4 = row(4); r5 = row(5); r6 = row(6); r7 = row(7)
+    }
+
+    @inline(__always)
+    init(_ r0: Row, _ r1: Row, _ r2: Row, _ r3: Row, _ r4: Row, _ r5: Row, _ r6: Row, _ r7: Row) {
+        self.r0 = r0; self.r1 = r1; self.r2 = r2; self.r3 = r3
+        self.r4 = r4; self.r5 = r5; self.r6 = r6; self.r7 = r7
+    }
+
+    @inline(__always)
+    func forEachRow(_ body: (Int, Row) -> Void) {
+        body(0, r0); body(1, r1); body(2, r2); body(3, r3)
+        body(4, r4); body(5, r5); body(6, r6); body(7, r7)
+    }
+
+    /// Interleaves the low (high) pairs of each 128-bit half: vunpcklps / vunpckhps.
+    @inline(__always)
+    static func interleaveLow(_ a: Row, _ b: Row) -> Row { Row(a[0], b[0], a[1], b[1], a[4], b[4], a[5], b[5]) }
+    @inline(__always)
+    static func interleaveHigh(_ a: Row, _ b: Row) -> Row { Row(a[2], b[2], a[3], b[3], a[6], b[6], a[7], b[7]) }
+    /// Lanes 0-1 (2-3) of each half of `a`, then of `b`: vshufps.
+    @inline(__always)
+    static func pairsLow(_ a: Row, _ b: Row) -> Row { Row(a[0], a[1], b[0], b[1], a[4], a[5], b[4], b[5]) }
+    @inline(__always)
+    static func pairsHigh(_ a: Row, _ b: Row) -> Row { Row(a[2], a[3], b[2], b[3], a[6], a[7], b[6], b[7]) }
+    /// The low (high) 128-bit halves of `a` and `b`: vperm2f128.
+    @inline(__always)
+    static func halvesLow(_ a: Row, _ b: Row) -> Row { Row(a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]) }
+    @inline(__always)
+    static func halvesHigh(_ a: Row, _ b: Row) -> Row { Row(a[4], a[5], a[6], a[7], b[4], b[5], b[6], b[7]) }
+
+    @inline(__always)
+    func transposed() -> Tile8 {
+        let t0 = Tile8.interleaveLow(r0, r1), t1 = Tile8.interleaveHigh(r0, r1)
+        let t2 = Tile8.interleaveLow(r2, r3), t3 = Tile8.interleaveHigh(r2, r3)
+        let t4 = Tile8.interleaveLow(r4, r5), t5 = Tile8.interleaveHigh(r4, r5)
+        let t6 = Tile8.interleaveLow(r6, r7), t7 = Tile8.interleaveHigh(r6, r7)
+        let u0 = Tile8.pairsLow(t0, t2), u1 = Tile8.pairsHigh(t0, t2)
+        let u2 = Tile8.pairsLow(t1, t3), u3 = Tile8.pairsHigh(t1, t3)
+        let u4 = Tile8.pairsLow(t4, t6), u5 = Tile8.pairsHigh(t4, t6)
+        let u6 = Tile8.pairsLow(t5, t7), u7 = Tile8.pairsHigh(t5, t7)
+        return Tile8(Tile8.halvesLow(u0, u4), Tile8.halvesLow(u1, u5), Tile8.halvesLow(u2, u6), Tile8.halvesLow(u3, u7),
+                     Tile8.halvesHigh(u0, u4), Tile8.halvesHigh(u1, u5), Tile8.halvesHigh(u2, u6), Tile8.halvesHigh(u3, u7))
+    }
+}
+
 // MARK: Vector math
 
 /// Float-only vector versions of exp, log, log1p and tanh (Cephes polynomials, about 1 ulp):

@@ -34,6 +34,9 @@ final class ConvTests: XCTestCase {
             try ConvGeometry(batch: 16, inChannels: 14, height: 9, width: 11, outChannels: 1, kernelHeight: 2, kernelWidth: 3,
                              strideHeight: 3, strideWidth: 2, padHeight: 1, padWidth: 2),
             try ConvGeometry(batch: 18, inChannels: 4, height: 9, width: 9, outChannels: 6, kernel: 1, stride: 2, padding: 0),
+            // 13 images in the last group: both 8-image halves of the narrow transposes, one partial;
+            // 40 output channels of a one-channel input (the automatic choice sends two passes to im2col).
+            try ConvGeometry(batch: 29, inChannels: 1, height: 10, width: 10, outChannels: 40, kernel: 4, stride: 2, padding: 1),
             try ConvGeometry.transposed(batch: 16, inChannels: 9, height: 7, width: 7, outChannels: 2, kernel: 3, stride: 2,
                                         padding: 1, outputPadding: 1),
         ]
