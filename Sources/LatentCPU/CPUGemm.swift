@@ -235,16 +235,25 @@ enum PackedGEMM {
                       into packed: UnsafeMutablePointer<Float>) {
         var panelStart = 0
         var out = packed
+        if colStride == 1 {
+            // Row-major B: the full panels row by row, so that B is read front to back rather
+            // than one cache line per row and panel.
+            let fullPanels = cols / nr
+            for p in 0..<depth {
+                let source = b + p * rowStride
+                for panel in 0..<fullPanels {
+                    let from = source + panel * nr, target = packed + panel * nr * depth + p * nr
+                    Vec.load(from).store(target)
+                    if nr == 32 { Vec.load(from + 16).store(target + 16) }
+                }
+            }
+            panelStart = fullPanels * nr
+            out = packed + fullPanels * nr * depth
+        }
         while panelStart < cols {
             let panelCols = min(nr, cols - panelStart)
             let base = b + panelStart * colStride
-            if colStride == 1 && panelCols == nr {
-                for p in 0..<depth {
-                    let source = base + p * rowStride, target = out + p * nr
-                    Vec.load(source).store(target)
-                    if nr == 32 { Vec.load(source + 16).store(target + 16) }
-                }
-            } else if rowStride == 1 && panelCols == nr {
+            if rowStride == 1 && panelCols == nr {
                 // Transposed B (a Linear layer's weight): 16 x 16 register transposes.
                 packTransposedPanel(depth: depth, b: base, colStride: colStride, into: out)
             } else {
