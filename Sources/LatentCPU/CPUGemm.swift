@@ -269,10 +269,20 @@ enum PackedGEMM {
     }
 
     /// One full NR-column panel of B stored transposed (element (p, j) at `b[p + j * colStride]`):
-    /// 16 depths at a time, a 16 x 16 transpose per 16 columns; the depth remainder scalar.
+    /// 16 depths at a time, a 16 x 16 transpose per 16 columns (8 x 8 ones on AVX2, see
+    /// `Tile8`); the depth remainder scalar.
     @inline(__always)
     static func packTransposedPanel(depth: Int, b: UnsafePointer<Float>, colStride: Int, into out: UnsafeMutablePointer<Float>) {
         var p = 0
+        if RegisterFile.narrow {
+            while p + 8 <= depth {
+                for first in stride(from: 0, to: nr, by: 8) {
+                    let from = b + first * colStride + p, target = out + p * nr + first
+                    Tile8 { t in Tile8.Row.load(from + t * colStride) }.transposed().forEachRow { i, row in row.store(target + i * nr) }
+                }
+                p += 8
+            }
+        }
         while p + 16 <= depth {
             for half in 0..<(nr / 16) {
                 let first = b + half * 16 * colStride + p, target = out + p * nr + half * 16
