@@ -21,10 +21,12 @@ import LatentCore
 ///   from output row (ih + pad) / stride - t, so each phase is a stride-1 convolution of the
 ///   padded gradient with its own slice of the weights; no col2im, no atomics;
 /// - backward-weights: a packed GEMM dW (Cout x R) = dY' (Cout x positions*lanes) * B where B
-///   is packed from X' by 16 x 16 register transposes.
+///   is packed from X' by 16 x 16 register transposes (8 x 8 ones on AVX2, `Tile8`).
 ///
 /// Layout changes are one pass each way per operand (`pack`, `unpack`, which also adds the
-/// bias and accumulates). Scratch comes from `ScratchPool`, so a training step allocates
+/// bias and accumulates). On AVX2 (`RegisterFile.narrow`) the tiles are 6 x 16 and the
+/// transposes 8 x 8. The forward and backward-data passes hand groups of four positions to
+/// whichever thread is free (`CPUParallel.forEachItem`). Scratch comes from `ScratchPool`, so a training step allocates
 /// nothing after its first.
 extension BatchInnerLayout {
     /// NCHW (`batch` x channels x height x width) -> this layout, padding and spare lanes zeroed.
