@@ -892,14 +892,23 @@ extension CPUBackend {
             let columnPanels = (depthR + PackedGEMM.nr - 1) / PackedGEMM.nr
             let threads = g.multiplyAdds < 1 << 18 ? 1 : parallel.threadCount
             if columnPanels >= threads && !Self.splitsWeightGradientDepth {
-                // Threads own column ranges of dW.
-                parallel.forEachChunk(chunkCount: Swift.min(threads, columnPanels)) { chunk, chunks in
-                    let columns = CPUParallel.range(chunk, of: chunks, count: depthR, alignment: PackedGEMM.nr)
+                // dY' packed once, its blocks shared out; then column ranges of dW, four per
+                // thread, claimed by whichever thread is free (see `forEachItem`), each packing
+                // only its own columns of B.
+                let workers = threads == 1 ? CPUParallel(threadCount: 1) : parallel
+                let prepacked = pool.take(PackedGEMM.prepackedCount(m: g.outChannels, k: k))
+                defer { pool.give(prepacked) }
+                PackedGEMM.prepackA(m: g.outChannels, k: k, kc: blockDepth, packA: packA, into: prepacked, parallel: workers)
+                let prepackedConst = UnsafePointer(prepacked)
+                let items = Swift.min(columnPanels, 4 * workers.threadCount)
+                workers.forEachItem(count: items) { item in
+                    let columns = CPUParallel.range(item, of: items, count: depthR, alignment: PackedGEMM.nr)
                     guard !columns.isEmpty else { return }
                     PackedGEMM.multiplyCustom(m: g.outChannels, n: columns.count, k: k, kc: blockDepth,
                                               packA: packA, packB: { p0, depth, j0, cols, into in
                                                   packB(p0, depth, columns.lowerBound + j0, cols, into)
                                               },
+                                              prepackedA: prepackedConst,
                                               beta: accumulate ? 1 : 0, c: dw + columns.lowerBound, ldc: depthR)
                 }
             } else {

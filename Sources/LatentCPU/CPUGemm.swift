@@ -322,18 +322,50 @@ enum PackedGEMM {
     /// into)` packs depth x columns `j0..<j0+cols` of B into NR-column panels (as `packB`).
     /// C (m x n, row stride ldc) = A * B + beta * C, on the calling thread, depth blocks of `kc`.
     /// Packing buffers come from `ScratchPool`.
+    /// With `prepackedA` (all of A packed by `prepackA` with the same `kc`) `packA` is not called.
     static func multiplyCustom(m: Int, n: Int, k: Int, kc: Int,
                                packA: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
                                packB: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                               prepackedA: UnsafePointer<Float>? = nil,
                                beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
         let depthBlock = Swift.max(1, kc)
         let widest = (Swift.min(n, nc) + nr - 1) / nr * nr
         let pool = ScratchPool.shared
-        let packedA = pool.take(mc * depthBlock), packedB = pool.take(depthBlock * widest), edgeTile = pool.take(mr * nr)
+        let packedA = pool.take(prepackedA == nil ? mc * depthBlock : 1), packedB = pool.take(depthBlock * widest)
+        let edgeTile = pool.take(mr * nr)
         defer { pool.give(packedA); pool.give(packedB); pool.give(edgeTile) }
         blocked(m: m, n: n, k: k, kc: depthBlock, alpha: 1, beta: beta, c: c, ldc: ldc,
-                packedA: packedA, packedB: packedB, edgeTile: edgeTile, packA: packA, packB: packB)
+                packedA: packedA, packedB: packedB, edgeTile: edgeTile, packA: packA, packB: packB, prepackedA: prepackedA)
+    }
+
+    /// Floats `prepackA` writes for an m x k A.
+    static func prepackedCount(m: Int, k: Int) -> Int {
+        let blocks = (m + mc - 1) / mc
+        return blocks * ((mc + mr - 1) / mr * mr) * k
+    }
+
+    /// Where `prepackA` puts the block of rows `ic..<ic+rows` (ic a multiple of MC) and depth
+    /// from `pc` (a multiple of the depth block): blocks of MC rows one after another, each
+    /// its depth blocks in order, every block in `packA`'s panel layout.
+    @inline(__always)
+    static func prepackedOffset(ic: Int, rows: Int, pc: Int, k: Int) -> Int {
+        let fullBlock = (mc + mr - 1) / mr * mr
+        return (ic / mc) * fullBlock * k + (rows + mr - 1) / mr * mr * pc
+    }
+
+    /// Packs all of A (m x k) for `multiplyCustom(prepackedA:)` with depth blocks of `kc`,
+    /// the blocks shared out between the threads: a multiply whose threads own column ranges
+    /// then reads one packed A instead of each packing all of it.
+    static func prepackA(m: Int, k: Int, kc: Int, packA: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                         into packed: UnsafeMutablePointer<Float>, parallel: CPUParallel) {
+        let depthBlock = Swift.max(1, kc)
+        let rowBlocks = (m + mc - 1) / mc, depthBlocks = (k + depthBlock - 1) / depthBlock
+        parallel.forEachItem(count: rowBlocks * depthBlocks) { item in
+            let ic = (item / depthBlocks) * mc, pc = (item % depthBlocks) * depthBlock
+            let rows = Swift.min(mc, m - ic), depth = Swift.min(depthBlock, k - pc)
+            packA(ic, rows, pc, depth, packed + prepackedOffset(ic: ic, rows: rows, pc: pc, k: k))
+        }
     }
 
     /// The cache-blocked loop nest both entry points share (NC columns of B, KC of depth,
@@ -344,7 +376,8 @@ enum PackedGEMM {
                         packedA: UnsafeMutablePointer<Float>, packedB: UnsafeMutablePointer<Float>,
                         edgeTile: UnsafeMutablePointer<Float>,
                         packA: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
-                        packB: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+                        packB: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                        prepackedA: UnsafePointer<Float>? = nil) {
         if k == 0 {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
@@ -361,7 +394,13 @@ enum PackedGEMM {
                 var ic = 0
                 while ic < m {
                     let blockRows = Swift.min(mc, m - ic)
-                    packA(ic, blockRows, pc, depth, packedA)
+                    let aBlock: UnsafePointer<Float>
+                    if let prepackedA {
+                        aBlock = prepackedA + prepackedOffset(ic: ic, rows: blockRows, pc: pc, k: k)
+                    } else {
+                        packA(ic, blockRows, pc, depth, packedA)
+                        aBlock = UnsafePointer(packedA)
+                    }
                     var jr = 0
                     while jr < blockCols {
                         let tileCols = Swift.min(nr, blockCols - jr)
@@ -369,7 +408,7 @@ enum PackedGEMM {
                         var ir = 0
                         while ir < blockRows {
                             let tileRows = Swift.min(mr, blockRows - ir)
-                            let aPanel = packedA + ir * depth
+                            let aPanel = aBlock + ir * depth
                             let cTile = c + (ic + ir) * ldc + jc + jr
                             if tileRows == mr && tileCols == nr {
                                 microKernel(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: alpha, beta: blockBeta)
