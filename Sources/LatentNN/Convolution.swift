@@ -86,10 +86,7 @@ public final class Conv2d: Layer {
 
     // (N, Cout, Ho, Wo) -> (N, Cin, H, W); dW (Cout, Cin, k, k), db (Cout)
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
-        guard let input, let geometry else { throw missingForward(name) }
-        try Shape.expect(gradOutput.shape, equals: [geometry.batch, outChannels, geometry.outHeight, geometry.outWidth],
-                         "\(name) gradOutput")
-        try checkSameBackend(gradOutput, backend, name)
+        let (input, geometry) = try forwardState(checking: gradOutput)
         let gradInput = try gradInput.tensor(input.shape, on: backend)
         try backend.conv2dBackwardData(geometry, gradOutput: gradOutput.view, weight: weight.value.view,
                                        bias: nil, gradInput: gradInput.view, accumulate: false)
@@ -99,11 +96,17 @@ public final class Conv2d: Layer {
 
     // (N, Cout, Ho, Wo) -> dW (Cout, Cin, k, k), db (Cout); no input gradient
     public func backwardParameters(_ gradOutput: Tensor) throws {
+        let (input, geometry) = try forwardState(checking: gradOutput)
+        try accumulateParameterGradients(gradOutput, input: input, geometry: geometry)
+    }
+
+    /// The forward pass's input and geometry, after checking `gradOutput` against them.
+    private func forwardState(checking gradOutput: Tensor) throws -> (input: Tensor, geometry: ConvGeometry) {
         guard let input, let geometry else { throw missingForward(name) }
         try Shape.expect(gradOutput.shape, equals: [geometry.batch, outChannels, geometry.outHeight, geometry.outWidth],
                          "\(name) gradOutput")
         try checkSameBackend(gradOutput, backend, name)
-        try accumulateParameterGradients(gradOutput, input: input, geometry: geometry)
+        return (input, geometry)
     }
 
     private func accumulateParameterGradients(_ gradOutput: Tensor, input: Tensor, geometry: ConvGeometry) throws {
@@ -218,10 +221,7 @@ public final class ConvTranspose2d: Layer {
 
     // (N, Cout, Ho, Wo) -> (N, Cin, H, W); dW (Cin, Cout, k, k), db (Cout)
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
-        guard let input, let geometry else { throw missingForward(name) }
-        try Shape.expect(gradOutput.shape, equals: [geometry.batch, outChannels, geometry.inHeight, geometry.inWidth],
-                         "\(name) gradOutput")
-        try checkSameBackend(gradOutput, backend, name)
+        let (input, geometry) = try forwardState(checking: gradOutput)
         let gradInput = try gradInput.tensor(input.shape, on: backend)
         try backend.conv2dForward(geometry, input: gradOutput.view, weight: weight.value.view,
                                   bias: nil, output: gradInput.view)
@@ -231,11 +231,17 @@ public final class ConvTranspose2d: Layer {
 
     // (N, Cout, Ho, Wo) -> dW (Cin, Cout, k, k), db (Cout); no input gradient
     public func backwardParameters(_ gradOutput: Tensor) throws {
+        let (input, geometry) = try forwardState(checking: gradOutput)
+        try accumulateParameterGradients(gradOutput, input: input, geometry: geometry)
+    }
+
+    /// The forward pass's input and geometry, after checking `gradOutput` against them.
+    private func forwardState(checking gradOutput: Tensor) throws -> (input: Tensor, geometry: ConvGeometry) {
         guard let input, let geometry else { throw missingForward(name) }
         try Shape.expect(gradOutput.shape, equals: [geometry.batch, outChannels, geometry.inHeight, geometry.inWidth],
                          "\(name) gradOutput")
         try checkSameBackend(gradOutput, backend, name)
-        try accumulateParameterGradients(gradOutput, input: input, geometry: geometry)
+        return (input, geometry)
     }
 
     private func accumulateParameterGradients(_ gradOutput: Tensor, input: Tensor, geometry: ConvGeometry) throws {

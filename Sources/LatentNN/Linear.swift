@@ -61,10 +61,8 @@ public final class Linear: Layer {
 
     // (N, out) -> (N, in); dW += dY^T X (out, in), db += sum_n dY (out)
     public func backward(_ gradOutput: Tensor) throws -> Tensor {
-        guard let input else { throw missingForward(name) }
+        let input = try forwardInput(checking: gradOutput)
         let batch = input.shape[0]
-        try Shape.expect(gradOutput.shape, equals: [batch, outFeatures], "\(name) gradOutput")
-        try checkSameBackend(gradOutput, backend, name)
         let gradInput = try gradInput.tensor(input.shape, on: backend)
         try backend.gemm(transA: .none, transB: .none, m: batch, n: inFeatures, k: outFeatures,
                          alpha: 1, a: gradOutput.view, lda: outFeatures, b: weight.value.view, ldb: inFeatures,
@@ -75,10 +73,15 @@ public final class Linear: Layer {
 
     // (N, out) -> dW (out, in), db (out); no input gradient
     public func backwardParameters(_ gradOutput: Tensor) throws {
+        try accumulateParameterGradients(gradOutput, input: try forwardInput(checking: gradOutput))
+    }
+
+    /// The forward pass's input, after checking `gradOutput` against it.
+    private func forwardInput(checking gradOutput: Tensor) throws -> Tensor {
         guard let input else { throw missingForward(name) }
         try Shape.expect(gradOutput.shape, equals: [input.shape[0], outFeatures], "\(name) gradOutput")
         try checkSameBackend(gradOutput, backend, name)
-        try accumulateParameterGradients(gradOutput, input: input)
+        return input
     }
 
     private func accumulateParameterGradients(_ gradOutput: Tensor, input: Tensor) throws {
