@@ -26,8 +26,8 @@ import LatentCore
 /// Layout changes are one pass each way per operand (`pack`, `unpack`, which also adds the
 /// bias and accumulates). On AVX2 (`RegisterFile.narrow`) the tiles are 6 x 16 and the
 /// transposes 8 x 8. The forward and backward-data passes hand groups of four positions to
-/// whichever thread is free (`CPUParallel.forEachItem`). Scratch comes from `ScratchPool`, so a training step allocates
-/// nothing after its first.
+/// whichever thread is free (`CPUParallel.forEachItem`). Scratch comes from `ScratchPool`, so
+/// a training step allocates nothing after its first.
 extension BatchInnerLayout {
     /// NCHW (`batch` x channels x height x width) -> this layout, padding and spare lanes zeroed.
     /// `alongside(chunk, chunks)` runs on each thread after its share of the channels, in the
