@@ -18,6 +18,10 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, geometry.outChannels, "bias", op) }
         let x = try input.cpuPointer(), w = try weight.cpuPointer(), y = try output.cpuPointer()
         let b = try bias?.cpuPointer()
+        if usesWinograd(geometry, .forward) {
+            winogradForward(geometry, x: x, w: w, bias: b.map { UnsafePointer($0) }, y: y)
+            return
+        }
         if usesBatchInner(geometry, .forward) {
             batchInnerForward(geometry, x: x, w: w, bias: b.map { UnsafePointer($0) }, y: y)
             return
@@ -72,6 +76,10 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, geometry.inChannels, "bias", op) }
         let dy = try gradOutput.cpuPointer(), w = try weight.cpuPointer(), dx = try gradInput.cpuPointer()
         let b = try bias?.cpuPointer()
+        if usesWinograd(geometry, .backwardData) {
+            winogradBackwardData(geometry, dy: dy, w: w, bias: b.map { UnsafePointer($0) }, dx: dx, accumulate: accumulate)
+            return
+        }
         if usesBatchInner(geometry, .backwardData) {
             batchInnerBackwardData(geometry, dy: dy, w: w, bias: b.map { UnsafePointer($0) }, dx: dx, accumulate: accumulate)
             return

@@ -3,12 +3,17 @@ import LatentCore
 
 /// The CPU backend's two convolution algorithms.
 public enum ConvolutionPath: String, Sendable {
-    /// Batch-inner layout and implicit GEMM for batches of 16 and more, im2col below.
+    /// Batch-inner layout and implicit GEMM for batches of 16 and more (Winograd for the
+    /// 4x4 stride-2 layers with enough channels), im2col below.
     case automatic
     /// im2col + GEMM, col2im for backward-data (`CPUBackend+Conv.swift`).
     case im2col
-    /// Batch-inner layout and implicit GEMM at every batch size (`CPUConvBatchInner.swift`).
+    /// Batch-inner layout and direct implicit GEMM at every batch size (`CPUConvBatchInner.swift`).
     case batchInner = "batch-inner"
+    /// Batch-inner at every batch size, with Winograd F(4x4, 2x2) for every 4x4 stride-2
+    /// forward and backward-data pass (`CPUConvWinograd.swift`; automatic takes it from 8
+    /// input and 16 output channels).
+    case winograd
 }
 
 /// The SIMD CPU backend: every op of `Backend` in Swift SIMD types, on `threads` cores.

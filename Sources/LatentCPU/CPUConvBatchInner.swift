@@ -539,7 +539,7 @@ extension CPUBackend {
     func usesBatchInner(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
         switch convolutionPath {
         case .im2col: return false
-        case .batchInner: return true
+        case .batchInner, .winograd: return true
         case .automatic:
             guard g.batch >= 16 else { return false }
             return pass == .forward || g.inChannels > 1 || g.outChannels < 32

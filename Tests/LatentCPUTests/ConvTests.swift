@@ -3,10 +3,18 @@ import LatentCore
 @testable import LatentCPU
 
 /// Convolution against direct loops, and the two backward passes as adjoints of the forward one.
-/// Every check runs on both algorithms: im2col + GEMM and the batch-inner implicit GEMM
-/// (`CPUConvBatchInner.swift`), whatever batch size each would be chosen for.
+/// Every check runs on all three algorithms: im2col + GEMM, the batch-inner implicit GEMM
+/// (`CPUConvBatchInner.swift`) and Winograd F(4x4, 2x2) for the 4x4 stride-2 shapes
+/// (`CPUConvWinograd.swift`), whatever batch size each would be chosen for.
 final class ConvTests: XCTestCase {
-    static let paths: [ConvolutionPath] = [.im2col, .batchInner]
+    static let paths: [ConvolutionPath] = [.im2col, .batchInner, .winograd]
+
+    /// Absolute tolerance of a result: 1e-5, or for Winograd 1e-5 of the result's largest
+    /// magnitude (its transforms scale values by up to 36 and 64 before rounding: measured
+    /// 2.8e-6 of the scale at worst here, 6e-7 norm-relative; the direct paths 4e-7).
+    static func absolute(_ path: ConvolutionPath, _ expected: [Float]) -> Float {
+        path == .winograd ? 1e-5 * Swift.max(1, expected.map(abs).max() ?? 0) : 1e-5
+    }
 
     /// The shapes under test: strides 1-3, padding 0-2, kernels 1-5, non-square kernels and
     /// inputs, odd channel counts, batches that fill several image groups.
@@ -39,6 +47,13 @@ final class ConvTests: XCTestCase {
             try ConvGeometry(batch: 29, inChannels: 1, height: 10, width: 10, outChannels: 40, kernel: 4, stride: 2, padding: 1),
             try ConvGeometry.transposed(batch: 16, inChannels: 9, height: 7, width: 7, outChannels: 2, kernel: 3, stride: 2,
                                         padding: 1, outputPadding: 1),
+            // Winograd's edges: padding 0 and 2, odd and unequal sides (partial 4x4 tiles, both
+            // phases of the input grid), a transposed 4x4 stride-2 layer, a 48-lane batch.
+            try ConvGeometry(batch: 5, inChannels: 3, height: 11, width: 13, outChannels: 6, kernel: 4, stride: 2, padding: 0),
+            try ConvGeometry(batch: 16, inChannels: 4, height: 10, width: 9, outChannels: 5, kernel: 4, stride: 2, padding: 2),
+            try ConvGeometry.transposed(batch: 17, inChannels: 6, height: 7, width: 7, outChannels: 5, kernel: 4, stride: 2,
+                                        padding: 1),
+            try ConvGeometry(batch: 33, inChannels: 9, height: 14, width: 14, outChannels: 18, kernel: 4, stride: 2, padding: 1),
         ]
     }
 
@@ -109,7 +124,8 @@ final class ConvTests: XCTestCase {
                     try f.backend.fill(output, value: .nan) // every element must be written
                     try f.backend.conv2dForward(g, input: try f.buffer(x), weight: try f.buffer(w),
                                                 bias: try bias.map { try f.buffer($0) }, output: output)
-                    assertClose(try f.read(output), referenceForward(g, x, w, bias), absolute: 1e-5, relative: 1e-4,
+                    let expected = referenceForward(g, x, w, bias)
+                    assertClose(try f.read(output), expected, absolute: Self.absolute(path, expected), relative: 1e-4,
                                 "\(g) bias \(bias != nil) threads \(threads) \(path)")
                 }
             }
@@ -128,7 +144,7 @@ final class ConvTests: XCTestCase {
                                                  gradInput: dx, accumulate: false)
                 try f.backend.conv2dBackwardWeights(g, input: try f.buffer(x), gradOutput: try f.buffer(dy),
                                                     gradWeight: dw, accumulate: false)
-                assertClose(try f.read(dx), dxRef, absolute: 1e-5, relative: 1e-4, "dx \(g) threads \(threads) \(path)")
+                assertClose(try f.read(dx), dxRef, absolute: Self.absolute(path, dxRef), relative: 1e-4, "dx \(g) threads \(threads) \(path)")
                 assertClose(try f.read(dw), dwRef, absolute: 1e-4, relative: 1e-4, "dw \(g) threads \(threads) \(path)")
             }
         } }
@@ -171,14 +187,14 @@ final class ConvTests: XCTestCase {
                 let dx = try f.buffer(existing)
                 try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w),
                                                  bias: try f.buffer(bias), gradInput: dx, accumulate: false)
-                assertClose(try f.read(dx), withBias, absolute: 1e-5, relative: 1e-4, "bias \(g)")
+                assertClose(try f.read(dx), withBias, absolute: Self.absolute(path, dxRef), relative: 1e-4, "bias \(g) \(path)")
 
                 // Accumulating adds onto what was there, bias included.
                 let dxAccumulated = try f.buffer(existing)
                 try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(dy), weight: try f.buffer(w),
                                                  bias: try f.buffer(bias), gradInput: dxAccumulated, accumulate: true)
-                assertClose(try f.read(dxAccumulated), zip(existing, withBias).map { $0 + $1 }, absolute: 1e-5, relative: 1e-4,
-                            "accumulate dx \(g)")
+                assertClose(try f.read(dxAccumulated), zip(existing, withBias).map { $0 + $1 }, absolute: Self.absolute(path, dxRef),
+                            relative: 1e-4, "accumulate dx \(g) \(path)")
 
                 let dw = try f.buffer(existingW)
                 try f.backend.conv2dBackwardWeights(g, input: try f.buffer(x), gradOutput: try f.buffer(dy),
@@ -218,7 +234,8 @@ final class ConvTests: XCTestCase {
             let output = try f.zeros(g.inputCount)
             try f.backend.conv2dBackwardData(g, gradOutput: try f.buffer(x), weight: try f.buffer(w), bias: try f.buffer(b),
                                              gradInput: output, accumulate: false)
-            assertClose(try f.read(output), expected.map(Float.init), absolute: 1e-5, relative: 1e-4, "\(path)")
+            let reference = expected.map(Float.init)
+            assertClose(try f.read(output), reference, absolute: Self.absolute(path, reference), relative: 1e-4, "\(path)")
         }
     }
 

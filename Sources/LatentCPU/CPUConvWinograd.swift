@@ -1,0 +1,338 @@
+import LatentCore
+
+/// Winograd F(4x4, 2x2) for the report models' 4x4 stride-2 convolutions (the conv VAE's
+/// and DCGAN's 64 <-> 128 channel layers), forward and backward-data, in the batch-inner layout.
+///
+/// A 4x4 stride-2 convolution is four stride-1 2x2 convolutions, one per stride phase
+/// (p, q) of the input: output (oh, ow) reads taps (2a + p, 2b + q) at input row 2(oh + a) + p
+/// (padded coordinates). With the phases as extra input channels it is one stride-1 2x2
+/// correlation over 4 Cin channels, and backward-data is one over Cout channels whose 4 Cin
+/// output rows are the four phases of the input gradient. Winograd F(4, 2) computes a 4x4
+/// output tile from a 5x5 input tile with 25 multiplies per channel pair instead of 64, so
+/// on a 7x7 map (two tiles a side) 100 instead of 196: the work becomes 25 GEMMs
+/// (rows x depth x tiles * lanes) of half the direct convolution's multiply-adds, plus
+/// transforms that are adds of whole 16-image vectors.
+///
+/// Points 0, 1, -1, 2 and infinity: the input and output transforms have integer
+/// coefficients, the fractions sit in the filter transform (once per call). The error is
+/// a few units of the last place per tile (max 5e-6 relative on random 5x5 tiles in
+/// float32), not bit-identical to the direct kernels.
+///
+///     B^T = [2 -1 -2 1 0; 0 -2 -1 1 0; 0 2 -3 1 0; 0 -1 0 1 0; 0 2 -1 -2 1]
+///     G   = [1/2 0; -1/2 -1/2; -1/6 1/6; 1/6 1/3; 0 1]
+///     A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1]
+///     y = A^T [(G g G^T) . (B^T d B)] A  (correlation: y[i][j] = sum g[a][b] d[i + a][j + b])
+enum WinogradF42 {
+    static let points = 25
+
+    /// B^T along a stride (5 values in place).
+    @inline(__always)
+    static func transformInput(_ t: UnsafeMutablePointer<Vec>, stride s: Int) {
+        let d0 = t[0], d1 = t[s], d2 = t[2 * s], d3 = t[3 * s], d4 = t[4 * s]
+        let two = Vec(repeating: 2)
+        t[0] = (d3 - d1).addingProduct(two, d0 - d2)
+        t[s] = (d3 - d2).addingProduct(-two, d1)
+        t[2 * s] = (d3 - d2).addingProduct(two, d1 - d2)
+        t[3 * s] = d3 - d1
+        t[4 * s] = (d4 - d2).addingProduct(two, d1 - d3)
+    }
+
+    /// A^T along a stride (5 values -> the first 4 in place).
+    @inline(__always)
+    static func transformOutput(_ t: UnsafeMutablePointer<Vec>, stride s: Int) {
+        let m0 = t[0], m1 = t[s], m2 = t[2 * s], m3 = t[3 * s], m4 = t[4 * s]
+        let sum = m1 + m2, difference = m1 - m2
+        t[0] = m0 + sum + m3
+        t[s] = difference.addingProduct(Vec(repeating: 2), m3)
+        t[2 * s] = sum.addingProduct(Vec(repeating: 4), m3)
+        t[3 * s] = difference.addingProduct(Vec(repeating: 8), m3) + m4
+    }
+
+    /// G g G^T of 16 2x2 filters g (row-major, one per lane) into the 25 points' rows
+    /// `u + e * stride`.
+    @inline(__always)
+    static func transformFilters(_ g00: Vec, _ g01: Vec, _ g10: Vec, _ g11: Vec, into u: UnsafeMutablePointer<Float>,
+                                 stride: Int, lanes: Int) {
+        let half = Vec(repeating: 0.5), sixth = Vec(repeating: 1 / 6 as Float), third = Vec(repeating: 1 / 3 as Float)
+        @inline(__always) func column(_ a: Vec, _ b: Vec) -> (Vec, Vec, Vec, Vec, Vec) {
+            (half * a, -half * (a + b), sixth * (b - a), (sixth * a).addingProduct(third, b), b)
+        }
+        let left = column(g00, g10), right = column(g01, g11)
+        @inline(__always) func row(_ x: Int, _ r: (Vec, Vec, Vec, Vec, Vec)) {
+            let base = u + x * 5 * stride
+            r.0.store(base, lanes); r.1.store(base + stride, lanes); r.2.store(base + 2 * stride, lanes)
+            r.3.store(base + 3 * stride, lanes); r.4.store(base + 4 * stride, lanes)
+        }
+        row(0, column(left.0, right.0))
+        row(1, column(left.1, right.1))
+        row(2, column(left.2, right.2))
+        row(3, column(left.3, right.3))
+        row(4, column(left.4, right.4))
+    }
+}
+
+/// One Winograd problem: 25 GEMMs M_e (rows x columns) = U_e (rows x depth) * V_e (depth x
+/// columns), columns = tiles x lanes, in `PackedGEMM`'s panel formats so that the transforms
+/// write straight into what the micro-kernel reads.
+struct WinogradPlan {
+    let rows: Int, depth: Int, tiles: Int, lanes: Int
+    var columns: Int { tiles * lanes }
+    var paddedRows: Int { (rows + PackedGEMM.mr - 1) / PackedGEMM.mr * PackedGEMM.mr }
+    var paddedColumns: Int { (columns + PackedGEMM.nr - 1) / PackedGEMM.nr * PackedGEMM.nr }
+    /// Floats of U per point: MR-row panels, k-major (`PackedGEMM.packA`'s format).
+    var filterStride: Int { paddedRows * depth }
+    /// Floats of V per point: NR-column panels, k-major (`PackedGEMM.packB`'s format).
+    var inputStride: Int { depth * paddedColumns }
+    /// Floats of M per point: row-major, row stride `paddedColumns`.
+    var productStride: Int { paddedRows * paddedColumns }
+
+    /// Where U_e[row][k] goes.
+    @inline(__always)
+    func filterIndex(point e: Int, row: Int, k: Int) -> Int {
+        e * filterStride + (row / PackedGEMM.mr * depth + k) * PackedGEMM.mr + row % PackedGEMM.mr
+    }
+
+    /// Where the 16 lanes of V_e[k][column ..< column + 16] go (column a multiple of 16).
+    @inline(__always)
+    func inputIndex(point e: Int, k: Int, column: Int) -> Int {
+        e * inputStride + (column / PackedGEMM.nr * depth + k) * PackedGEMM.nr + column % PackedGEMM.nr
+    }
+
+    /// Fills U for this thread's share of the row panels: `taps(row, k)` gives the 2x2 filter
+    /// (g00, g01, g10, g11) of U_e[row][k]; rows past `rows` are zero. A panel's entries
+    /// (k, r) are consecutive in every point's plane, so the taps of a block of them are
+    /// gathered side by side and transformed 16 at a time straight into the 25 planes.
+    func fillFilters(_ filters: UnsafeMutablePointer<Float>, chunk: Int, of chunks: Int,
+                     taps: (_ row: Int, _ k: Int) -> (Float, Float, Float, Float)) {
+        let mr = PackedGEMM.mr, block = 16 * mr
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * block) { buffer in
+            let g00 = buffer.baseAddress!, g01 = g00 + block, g10 = g01 + block, g11 = g10 + block
+            for panel in CPUParallel.range(chunk, of: chunks, count: paddedRows / mr) {
+                // A panel's entries (k, r) in order, a block of 16 k at a time.
+                var k0 = 0
+                while k0 < depth {
+                    let count = Swift.min(16, depth - k0) * mr
+                    for i in 0..<count {
+                        let row = panel * mr + i % mr
+                        (g00[i], g01[i], g10[i], g11[i]) = row < rows ? taps(row, k0 + i / mr) : (0, 0, 0, 0)
+                    }
+                    let destination = filters + (panel * depth + k0) * mr
+                    vectorLoop(0..<count) { i, lanes in
+                        WinogradF42.transformFilters(Vec.load(g00 + i, lanes), Vec.load(g01 + i, lanes), Vec.load(g10 + i, lanes),
+                                                     Vec.load(g11 + i, lanes), into: destination + i, stride: filterStride,
+                                                     lanes: lanes)
+                    }
+                    k0 += 16
+                }
+            }
+        }
+    }
+
+    /// V: for every (k, tile, 16 lanes) `load` fills the 5x5 input tile (row-major), which is
+    /// transformed and stored into the 25 planes. Items are a tile's 16 lanes for a range of
+    /// k, so that each plane is written front to back.
+    func forEachInputTile(_ backend: CPUBackend, _ inputs: UnsafeMutablePointer<Float>,
+                          load: (_ k: Int, _ tile: Int, _ lane: Int, _ into: UnsafeMutablePointer<Vec>) -> Void) {
+        let blocks = lanes / 16, kChunks = Swift.max(1, Swift.min(8, depth / 32))
+        backend.forEachItemRange(count: tiles * blocks * kChunks, costPerItem: 50 * 16 * depth / kChunks) { items in
+            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25) { buffer in
+                let t = buffer.baseAddress!
+                for item in items {
+                    let column16 = item / kChunks, tile = column16 / blocks, n0 = (column16 % blocks) * 16
+                    for k in CPUParallel.range(item % kChunks, of: kChunks, count: depth) {
+                        load(k, tile, n0, t)
+                        for v in 0..<5 { WinogradF42.transformInput(t + v, stride: 5) }
+                        for s in 0..<5 { WinogradF42.transformInput(t + 5 * s, stride: 1) }
+                        let target = inputs + inputIndex(point: 0, k: k, column: tile * lanes + n0)
+                        for e in 0..<25 { t[e].store(target + e * inputStride) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// M_e = U_e V_e for every point, items of (point, four column panels) claimed by free threads.
+    func multiply(filters: UnsafePointer<Float>, inputs: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>,
+                  parallel: CPUParallel) {
+        let (mr, nr) = (PackedGEMM.mr, PackedGEMM.nr)
+        // Spare columns of the last panel hold zeros (their products are never read, but
+        // must not be NaN from stale scratch).
+        if paddedColumns > columns {
+            for e in 0..<WinogradF42.points {
+                for k in 0..<depth {
+                    let row = inputs + inputIndex(point: e, k: k, column: columns - columns % nr)
+                    (row + columns % nr).update(repeating: 0, count: paddedColumns - columns)
+                }
+            }
+        }
+        let columnPanels = paddedColumns / nr, rowPanels = paddedRows / mr
+        let panelsPerItem = 4
+        let groups = (columnPanels + panelsPerItem - 1) / panelsPerItem
+        let kc = PackedGEMM.kc
+        parallel.forEachItem(count: WinogradF42.points * groups) { item in
+            let e = item / groups, group = item % groups
+            let u = filters + e * filterStride, v = UnsafePointer(inputs) + e * inputStride
+            let m = products + e * productStride
+            for panel in group * panelsPerItem..<Swift.min(columnPanels, (group + 1) * panelsPerItem) {
+                let b = v + panel * depth * nr
+                var k0 = 0
+                while k0 < depth {
+                    let block = Swift.min(kc, depth - k0)
+                    for rowPanel in 0..<rowPanels {
+                        PackedGEMM.microKernel(depth: block, a: u + rowPanel * mr * depth + k0 * mr, b: b + k0 * nr,
+                                               c: m + rowPanel * mr * paddedColumns + panel * nr, ldc: paddedColumns,
+                                               alpha: 1, beta: k0 == 0 ? 0 : 1)
+                    }
+                    k0 += block
+                }
+            }
+        }
+    }
+}
+
+extension CPUBackend {
+    /// Whether a pass runs as Winograd F(4x4, 2x2): a 4x4 kernel with stride 2 on the
+    /// batch-inner path, with enough channels on both sides for its GEMMs (depth 4 Cin
+    /// forward, Cout backward-data) to be worth the transforms.
+    func usesWinograd(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
+        guard g.kernelHeight == 4, g.kernelWidth == 4, g.strideHeight == 2, g.strideWidth == 2,
+              pass != .backwardWeights, usesBatchInner(g, pass) else { return false }
+        switch convolutionPath {
+        case .winograd: return true
+        case .automatic: return g.inChannels >= 8 && g.outChannels >= 16
+        case .im2col, .batchInner: return false
+        }
+    }
+
+    /// Forward: rows Cout, depth (ci, p, q), tiles of the output; X' in the forward-input layout.
+    func winogradForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                         bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
+        let input = BatchInnerLayout.forwardInput(g)
+        let output = BatchInnerLayout.output(g)
+        let tilesHigh = (g.outHeight + 3) / 4, tilesWide = (g.outWidth + 3) / 4
+        let plan = WinogradPlan(rows: g.outChannels, depth: 4 * g.inChannels, tiles: tilesHigh * tilesWide, lanes: input.lanes)
+        let pool = ScratchPool.shared
+        let xs = pool.take(input.count), ys = pool.take(output.count)
+        let filters = pool.take(WinogradF42.points * plan.filterStride)
+        let inputs = pool.take(WinogradF42.points * plan.inputStride)
+        let products = pool.take(WinogradF42.points * plan.productStride)
+        defer { pool.give(xs); pool.give(ys); pool.give(filters); pool.give(inputs); pool.give(products) }
+        let kernelArea = 16
+        input.pack(x, into: xs, parallel: parallel) { chunk, chunks in
+            // U_e[co][(ci, p, q)] from the taps (2a + p, 2b + q).
+            plan.fillFilters(filters, chunk: chunk, of: chunks) { row, k in
+                let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
+                let taps = w + (row * g.inChannels + ci) * kernelArea
+                return (taps[p * 4 + q], taps[p * 4 + 2 + q], taps[(2 + p) * 4 + q], taps[(2 + p) * 4 + 2 + q])
+            }
+        }
+        // V: the 5x5 input tiles of every (ci, phase, tile), 16 images at a time; an item is
+        // one tile's 16 lanes for a range of k, so that each point's plane is written front to back.
+        let xsConst = UnsafePointer(xs)
+        plan.forEachInputTile(self, inputs) { k, tile, n0, t in
+            let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
+            let (th, tw) = (tile / tilesWide, tile % tilesWide)
+            let channel = xsConst + ci * input.channelStride + n0
+            for s in 0..<5 {
+                let row = 2 * (4 * th + s) + p
+                for v in 0..<5 {
+                    let column = 2 * (4 * tw + v) + q
+                    t[s * 5 + v] = row < input.paddedHeight && column < input.paddedWidth
+                        ? Vec.load(channel + row * input.rowStride + column * input.lanes) : Vec()
+                }
+            }
+        }
+        plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
+        // Y: each (co, tile)'s 4x4 outputs inside the map.
+        let productsConst = UnsafePointer(products)
+        forEachItemRange(count: g.outChannels * plan.tiles, costPerItem: 25 * input.lanes * 2) { items in
+            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25) { buffer in
+                let t = buffer.baseAddress!
+                for item in items {
+                    let co = item / plan.tiles, tile = item % plan.tiles
+                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
+                    for n0 in stride(from: 0, to: input.lanes, by: 16) {
+                        let source = productsConst + co * plan.paddedColumns + tile * input.lanes + n0
+                        for e in 0..<25 { t[e] = Vec.load(source + e * plan.productStride) }
+                        for v in 0..<5 { WinogradF42.transformOutput(t + v, stride: 5) }
+                        for i in 0..<4 { WinogradF42.transformOutput(t + 5 * i, stride: 1) }
+                        for i in 0..<4 where 4 * th + i < g.outHeight {
+                            for j in 0..<4 where 4 * tw + j < g.outWidth {
+                                t[i * 5 + j].store(ys + output.offset(co, 4 * th + i, 4 * tw + j) + n0)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        output.unpack(ys, into: y, bias: bias, accumulate: false, parallel: parallel)
+    }
+
+    /// Backward-data: rows (phase (a, b), ci) of the input gradient, depth Cout, tiles over the
+    /// phase grid i' (input row ih = 2 i' + a - pad), each reading dY rows i' - 1 ... i' + 3.
+    func winogradBackwardData(_ g: ConvGeometry, dy: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                              bias: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let gradient = BatchInnerLayout.output(g)
+        let result = BatchInnerLayout.input(g)
+        let gridHigh = (g.inHeight - 1 + g.padHeight) / 2 + 1, gridWide = (g.inWidth - 1 + g.padWidth) / 2 + 1
+        let tilesHigh = (gridHigh + 3) / 4, tilesWide = (gridWide + 3) / 4
+        let plan = WinogradPlan(rows: 4 * g.inChannels, depth: g.outChannels, tiles: tilesHigh * tilesWide, lanes: result.lanes)
+        let pool = ScratchPool.shared
+        let dys = pool.take(gradient.count), dxs = pool.take(result.count)
+        let filters = pool.take(WinogradF42.points * plan.filterStride)
+        let inputs = pool.take(WinogradF42.points * plan.inputStride)
+        let products = pool.take(WinogradF42.points * plan.productStride)
+        defer { pool.give(dys); pool.give(dxs); pool.give(filters); pool.give(inputs); pool.give(products) }
+        let kernelArea = 16
+        gradient.pack(dy, into: dys, parallel: parallel) { chunk, chunks in
+            // U_e[(phase, ci)][co]: taps (a + 2(1 - t), b + 2(1 - u)) as a correlation over t, u.
+            plan.fillFilters(filters, chunk: chunk, of: chunks) { row, co in
+                let phase = row / g.inChannels, ci = row % g.inChannels
+                let (a, b) = (phase / 2, phase % 2)
+                let taps = w + (co * g.inChannels + ci) * kernelArea
+                return (taps[(a + 2) * 4 + b + 2], taps[(a + 2) * 4 + b], taps[a * 4 + b + 2], taps[a * 4 + b])
+            }
+        }
+        let dysConst = UnsafePointer(dys)
+        plan.forEachInputTile(self, inputs) { co, tile, n0, t in
+            let (th, tw) = (tile / tilesWide, tile % tilesWide)
+            for s in 0..<5 {
+                let row = 4 * th - 1 + s
+                for v in 0..<5 {
+                    let column = 4 * tw - 1 + v
+                    t[s * 5 + v] = row >= 0 && row < g.outHeight && column >= 0 && column < g.outWidth
+                        ? Vec.load(dysConst + gradient.offset(co, row, column) + n0) : Vec()
+                }
+            }
+        }
+        plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
+        let productsConst = UnsafePointer(products)
+        forEachItemRange(count: plan.rows * plan.tiles, costPerItem: 25 * result.lanes * 2) { items in
+            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25) { buffer in
+                let t = buffer.baseAddress!
+                for item in items {
+                    let row = item / plan.tiles, tile = item % plan.tiles
+                    let phase = row / g.inChannels, ci = row % g.inChannels
+                    let (a, b) = (phase / 2, phase % 2)
+                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
+                    for n0 in stride(from: 0, to: result.lanes, by: 16) {
+                        let source = productsConst + row * plan.paddedColumns + tile * result.lanes + n0
+                        for e in 0..<25 { t[e] = Vec.load(source + e * plan.productStride) }
+                        for v in 0..<5 { WinogradF42.transformOutput(t + v, stride: 5) }
+                        for i in 0..<4 { WinogradF42.transformOutput(t + 5 * i, stride: 1) }
+                        for i in 0..<4 {
+                            let ih = 2 * (4 * th + i) + a - g.padHeight
+                            guard ih >= 0, ih < g.inHeight else { continue }
+                            for j in 0..<4 {
+                                let iw = 2 * (4 * tw + j) + b - g.padWidth
+                                guard iw >= 0, iw < g.inWidth else { continue }
+                                t[i * 5 + j].store(dxs + result.offset(ci, ih, iw) + n0)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        result.unpack(dxs, into: dx, bias: bias, accumulate: accumulate, parallel: parallel)
+    }
+}
