@@ -25,7 +25,7 @@ public final class CPUBackend: Backend {
     /// How convolutions run (see `ConvolutionPath`).
     public let convolutionPath: ConvolutionPath
 
-    /// `convolution` nil: `LATENT_CPU_CONV` (`im2col`, `batch-inner`), else automatic.
+    /// `convolution` nil: `LATENT_CPU_CONV` (`im2col`, `batch-inner`, `winograd`), else automatic.
     public init(threads: Int? = nil, convolution: ConvolutionPath? = nil) {
         parallel = CPUParallel(threadCount: threads ?? CPUParallel.defaultThreadCount)
         convolutionPath = convolution ?? ProcessInfo.processInfo.environment["LATENT_CPU_CONV"].flatMap(ConvolutionPath.init(rawValue:)) ?? .automatic
