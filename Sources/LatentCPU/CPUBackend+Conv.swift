@@ -137,6 +137,10 @@ extension CPUBackend {
         try CPUCheck.count(gradOutput, geometry.outputCount, "gradOutput", op)
         try CPUCheck.count(gradWeight, geometry.weightCount, "gradWeight", op)
         let x = try input.cpuPointer(), dy = try gradOutput.cpuPointer(), dw = try gradWeight.cpuPointer()
+        if usesWinograd(geometry, .backwardWeights) {
+            winogradBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
+            return
+        }
         if usesBatchInner(geometry, .backwardWeights) {
             if geometry.inChannels == 1 {
                 singleChannelBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)

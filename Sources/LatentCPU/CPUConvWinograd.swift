@@ -48,6 +48,26 @@ enum WinogradF42 {
         t[3 * s] = difference.addingProduct(Vec(repeating: 8), m3) + m4
     }
 
+    /// A along a stride (4 values -> 5 in place): the adjoint of `transformOutput`, for the
+    /// output gradient of a tile (dM = A dY A^T).
+    @inline(__always)
+    static func transformOutputGradient(_ t: UnsafeMutablePointer<Vec>, stride s: Int) {
+        let y0 = t[0], y1 = t[s], y2 = t[2 * s], y3 = t[3 * s]
+        let even = y0 + y2, odd = y1 + y3
+        t[s] = even + odd
+        t[2 * s] = even - odd
+        t[3 * s] = (y0.addingProduct(Vec(repeating: 2), y1)).addingProduct(Vec(repeating: 4), y2).addingProduct(Vec(repeating: 8), y3)
+        t[4 * s] = y3
+    }
+
+    /// G^T along five values (-> 2): the adjoint of the filter transform, for dg = G^T dU G.
+    @inline(__always)
+    static func transformFilterGradient(_ u0: Vec, _ u1: Vec, _ u2: Vec, _ u3: Vec, _ u4: Vec) -> (Vec, Vec) {
+        let half = Vec(repeating: 0.5), sixth = Vec(repeating: 1 / 6 as Float), third = Vec(repeating: 1 / 3 as Float)
+        return ((half * (u0 - u1)).addingProduct(sixth, u3 - u2),
+                (sixth * u2 - half * u1).addingProduct(third, u3) + u4)
+    }
+
     /// G g G^T of 16 2x2 filters g (row-major, one per lane) into the 25 points' rows
     /// `u + e * stride`.
     @inline(__always)
@@ -165,22 +185,33 @@ struct WinogradPlan {
                 }
             }
         }
-        let columnPanels = paddedColumns / nr, rowPanels = paddedRows / mr
+        WinogradF42.multiply(rowPanels: paddedRows / mr, columnPanels: paddedColumns / nr, depth: depth,
+                             a: filters, aStride: filterStride, b: inputs, bStride: inputStride,
+                             c: products, cStride: productStride, ldc: paddedColumns, parallel: parallel)
+    }
+}
+
+extension WinogradF42 {
+    /// C_e (row-major, `ldc`) = A_e B_e for the 25 points, A_e in MR-row panels and B_e in
+    /// NR-column panels (k-major, `depth` deep), items of (point, four column panels)
+    /// claimed by whichever thread is free.
+    static func multiply(rowPanels: Int, columnPanels: Int, depth: Int, a: UnsafePointer<Float>, aStride: Int,
+                         b: UnsafePointer<Float>, bStride: Int, c: UnsafeMutablePointer<Float>, cStride: Int, ldc: Int,
+                         parallel: CPUParallel) {
+        let (mr, nr, kc) = (PackedGEMM.mr, PackedGEMM.nr, PackedGEMM.kc)
         let panelsPerItem = 4
         let groups = (columnPanels + panelsPerItem - 1) / panelsPerItem
-        let kc = PackedGEMM.kc
-        parallel.forEachItem(count: WinogradF42.points * groups) { item in
+        parallel.forEachItem(count: points * groups) { item in
             let e = item / groups, group = item % groups
-            let u = filters + e * filterStride, v = UnsafePointer(inputs) + e * inputStride
-            let m = products + e * productStride
+            let u = a + e * aStride, v = b + e * bStride, m = c + e * cStride
             for panel in group * panelsPerItem..<Swift.min(columnPanels, (group + 1) * panelsPerItem) {
-                let b = v + panel * depth * nr
+                let bPanel = v + panel * depth * nr
                 var k0 = 0
                 while k0 < depth {
                     let block = Swift.min(kc, depth - k0)
                     for rowPanel in 0..<rowPanels {
-                        PackedGEMM.microKernel(depth: block, a: u + rowPanel * mr * depth + k0 * mr, b: b + k0 * nr,
-                                               c: m + rowPanel * mr * paddedColumns + panel * nr, ldc: paddedColumns,
+                        PackedGEMM.microKernel(depth: block, a: u + rowPanel * mr * depth + k0 * mr, b: bPanel + k0 * nr,
+                                               c: m + rowPanel * mr * ldc + panel * nr, ldc: ldc,
                                                alpha: 1, beta: k0 == 0 ? 0 : 1)
                     }
                     k0 += block
@@ -193,10 +224,10 @@ struct WinogradPlan {
 extension CPUBackend {
     /// Whether a pass runs as Winograd F(4x4, 2x2): a 4x4 kernel with stride 2 on the
     /// batch-inner path, with enough channels on both sides for its GEMMs (depth 4 Cin
-    /// forward, Cout backward-data) to be worth the transforms.
+    /// forward, Cout backward-data; 4 Cin columns for the weights) to be worth the transforms.
     func usesWinograd(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
         guard g.kernelHeight == 4, g.kernelWidth == 4, g.strideHeight == 2, g.strideWidth == 2,
-              pass != .backwardWeights, usesBatchInner(g, pass) else { return false }
+              usesBatchInner(g, pass) else { return false }
         switch convolutionPath {
         case .winograd: return true
         case .automatic: return g.inChannels >= 8 && g.outChannels >= 16
@@ -334,5 +365,149 @@ extension CPUBackend {
             }
         }
         result.unpack(dxs, into: dx, bias: bias, accumulate: accumulate, parallel: parallel)
+    }
+
+    /// Backward-weights: dU_e[co][(ci, p, q)] = sum over tiles and images of dM_e V_e, where
+    /// dM = A dY A^T is the output gradient's tile transform (the adjoint of the output
+    /// transform) and V the forward's input tiles; then dW = G^T dU G per tap phase. The
+    /// GEMMs run with depth tiles x lanes, dM as the A operand (MR rows of Cout, packed
+    /// lane by lane) and V as the B operand (NR columns of (ci, p, q), transposed from the
+    /// 16-image vectors by 8 x 8 tiles).
+    func winogradBackwardWeights(_ g: ConvGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                 dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let input = BatchInnerLayout.forwardInput(g)
+        let gradient = BatchInnerLayout.output(g)
+        let tilesHigh = (g.outHeight + 3) / 4, tilesWide = (g.outWidth + 3) / 4, tiles = tilesHigh * tilesWide
+        let lanes = input.lanes, blocks = lanes / 16, depth = tiles * lanes
+        let (mr, nr) = (PackedGEMM.mr, PackedGEMM.nr)
+        let rows = g.outChannels, paddedRows = (rows + mr - 1) / mr * mr
+        let columns = 4 * g.inChannels, paddedColumns = (columns + nr - 1) / nr * nr
+        let aStride = paddedRows * depth, bStride = depth * paddedColumns, cStride = paddedRows * paddedColumns
+        let pool = ScratchPool.shared
+        let xs = pool.take(input.count), dys = pool.take(gradient.count)
+        let gradients = pool.take(WinogradF42.points * aStride), inputs = pool.take(WinogradF42.points * bStride)
+        let products = pool.take(WinogradF42.points * cStride)
+        defer { pool.give(xs); pool.give(dys); pool.give(gradients); pool.give(inputs); pool.give(products) }
+        input.pack(x, into: xs, parallel: parallel) { chunk, chunks in
+            gradient.pack(dy, into: dys, channels: CPUParallel.range(chunk, of: chunks, count: gradient.channels))
+        }
+        let xsConst = UnsafePointer(xs), dysConst = UnsafePointer(dys)
+        // dM: per (row panel, tile, 16 lanes) the MR rows' 4x4 gradient tiles, transformed, then
+        // written lane by lane into each point's A panel (depth-major, MR rows side by side).
+        forEachItemRange(count: paddedRows / mr * tiles * blocks, costPerItem: 60 * mr * 16) { items in
+            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25 + 25 * mr) { buffer in
+                let t = buffer.baseAddress!, staged = t + 25
+                let stagedFloats = UnsafeMutableRawPointer(staged).assumingMemoryBound(to: Float.self)
+                for item in items {
+                    let panel = item / (tiles * blocks), tile = (item / blocks) % tiles, n0 = (item % blocks) * 16
+                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
+                    for r in 0..<mr {
+                        let co = panel * mr + r
+                        guard co < rows else {
+                            for e in 0..<25 { staged[e * mr + r] = Vec() }
+                            continue
+                        }
+                        for i in 0..<4 {
+                            let oh = 4 * th + i
+                            for j in 0..<4 {
+                                let ow = 4 * tw + j
+                                t[i * 5 + j] = oh < g.outHeight && ow < g.outWidth ? Vec.load(dysConst + gradient.offset(co, oh, ow) + n0) : Vec()
+                            }
+                        }
+                        for j in 0..<4 { WinogradF42.transformOutputGradient(t + j, stride: 5) }
+                        for x in 0..<5 { WinogradF42.transformOutputGradient(t + 5 * x, stride: 1) }
+                        for e in 0..<25 { staged[e * mr + r] = t[e] }
+                    }
+                    for e in 0..<25 {
+                        let destination = gradients + e * aStride + (panel * depth + tile * lanes + n0) * mr
+                        for i in 0..<16 {
+                            for r in 0..<mr { destination[i * mr + r] = stagedFloats[(e * mr + r) * 16 + i] }
+                        }
+                    }
+                }
+            }
+        }
+        // V: per (column panel, tile, 16 lanes) the NR columns' input tiles, transformed, then
+        // transposed into each point's B panel (depth-major, NR columns side by side).
+        forEachItemRange(count: paddedColumns / nr * tiles * blocks, costPerItem: 60 * nr * 16) { items in
+            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25 + 25 * nr) { buffer in
+                let t = buffer.baseAddress!, staged = t + 25
+                let stagedFloats = UnsafeMutableRawPointer(staged).assumingMemoryBound(to: Float.self)
+                for item in items {
+                    let panel = item / (tiles * blocks), tile = (item / blocks) % tiles, n0 = (item % blocks) * 16
+                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
+                    for kk in 0..<nr {
+                        let k = panel * nr + kk
+                        guard k < columns else {
+                            for e in 0..<25 { staged[e * nr + kk] = Vec() }
+                            continue
+                        }
+                        let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
+                        let channel = xsConst + ci * input.channelStride + n0
+                        for s in 0..<5 {
+                            let row = 2 * (4 * th + s) + p
+                            for v in 0..<5 {
+                                let column = 2 * (4 * tw + v) + q
+                                t[s * 5 + v] = row < input.paddedHeight && column < input.paddedWidth
+                                    ? Vec.load(channel + row * input.rowStride + column * input.lanes) : Vec()
+                            }
+                        }
+                        for v in 0..<5 { WinogradF42.transformInput(t + v, stride: 5) }
+                        for s in 0..<5 { WinogradF42.transformInput(t + 5 * s, stride: 1) }
+                        for e in 0..<25 { staged[e * nr + kk] = t[e] }
+                    }
+                    for e in 0..<25 {
+                        let source = stagedFloats + e * nr * 16
+                        let destination = inputs + e * bStride + (panel * depth + tile * lanes + n0) * nr
+                        for k0 in stride(from: 0, to: nr, by: 8) {
+                            for i0 in stride(from: 0, to: 16, by: 8) {
+                                Tile8 { r in Tile8.Row.load(source + (k0 + r) * 16 + i0) }.transposed().forEachRow { i, row in
+                                    row.store(destination + (i0 + i) * nr + k0)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        WinogradF42.multiply(rowPanels: paddedRows / mr, columnPanels: paddedColumns / nr, depth: depth,
+                             a: gradients, aStride: aStride, b: inputs, bStride: bStride, c: products, cStride: cStride,
+                             ldc: paddedColumns, parallel: parallel)
+        // dW = G^T dU G for 16 columns (ci, p, q) at a time, scattered to the taps (2a + p, 2b + q).
+        let productsConst = UnsafePointer(products)
+        forEachItemRange(count: rows, costPerItem: 25 * columns) { items in
+            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 29) { buffer in
+                let u = buffer.baseAddress!, result = u + 25
+                let resultFloats = UnsafeMutableRawPointer(result).assumingMemoryBound(to: Float.self)
+                for co in items {
+                    var k0 = 0
+                    while k0 < columns {
+                        let count = Swift.min(16, columns - k0)
+                        let source = productsConst + co * paddedColumns + k0
+                        for e in 0..<25 { u[e] = Vec.load(source + e * cStride, count) }
+                        // Along x (the row taps), then along y (the column taps).
+                        let y0 = WinogradF42.transformFilterGradient(u[0], u[5], u[10], u[15], u[20])
+                        let y1 = WinogradF42.transformFilterGradient(u[1], u[6], u[11], u[16], u[21])
+                        let y2 = WinogradF42.transformFilterGradient(u[2], u[7], u[12], u[17], u[22])
+                        let y3 = WinogradF42.transformFilterGradient(u[3], u[8], u[13], u[18], u[23])
+                        let y4 = WinogradF42.transformFilterGradient(u[4], u[9], u[14], u[19], u[24])
+                        let top = WinogradF42.transformFilterGradient(y0.0, y1.0, y2.0, y3.0, y4.0)
+                        let bottom = WinogradF42.transformFilterGradient(y0.1, y1.1, y2.1, y3.1, y4.1)
+                        result[0] = top.0; result[1] = top.1; result[2] = bottom.0; result[3] = bottom.1
+                        for lane in 0..<count {
+                            let k = k0 + lane, ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
+                            let taps = dw + (co * g.inChannels + ci) * 16
+                            for ab in 0..<4 {
+                                let (a, b) = (ab / 2, ab % 2)
+                                let index = (2 * a + p) * 4 + 2 * b + q
+                                let value = resultFloats[ab * 16 + lane]
+                                taps[index] = accumulate ? taps[index] + value : value
+                            }
+                        }
+                        k0 += 16
+                    }
+                }
+            }
+        }
     }
 }
