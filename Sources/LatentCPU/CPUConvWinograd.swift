@@ -25,18 +25,6 @@ import LatentCore
 enum WinogradF42 {
     static let points = 25
 
-    /// B^T along a stride (5 values in place).
-    @inline(__always)
-    static func transformInput(_ t: UnsafeMutablePointer<Vec>, stride s: Int) {
-        let d0 = t[0], d1 = t[s], d2 = t[2 * s], d3 = t[3 * s], d4 = t[4 * s]
-        let two = Vec(repeating: 2)
-        t[0] = (d3 - d1).addingProduct(two, d0 - d2)
-        t[s] = (d3 - d2).addingProduct(-two, d1)
-        t[2 * s] = (d3 - d2).addingProduct(two, d1 - d2)
-        t[3 * s] = d3 - d1
-        t[4 * s] = (d4 - d2).addingProduct(two, d1 - d3)
-    }
-
     /// A^T along a stride (5 values -> the first 4 in place).
     @inline(__always)
     static func transformOutput(_ t: UnsafeMutablePointer<Vec>, stride s: Int) {
@@ -46,6 +34,52 @@ enum WinogradF42 {
         t[s] = difference.addingProduct(Vec(repeating: 2), m3)
         t[2 * s] = sum.addingProduct(Vec(repeating: 4), m3)
         t[3 * s] = difference.addingProduct(Vec(repeating: 8), m3) + m4
+    }
+
+    /// The offsets of a 5x5 input tile: element (s, v) at `rows[s] + columns[v]` from a base,
+    /// -1 where a row or column lies outside the data (zero there).
+    struct TileOffsets {
+        var rows: (Int, Int, Int, Int, Int) = (-1, -1, -1, -1, -1)
+        var columns: (Int, Int, Int, Int, Int) = (-1, -1, -1, -1, -1)
+
+        @inline(__always)
+        init(rows: (Int) -> Int, columns: (Int) -> Int) {
+            self.rows = (rows(0), rows(1), rows(2), rows(3), rows(4))
+            self.columns = (columns(0), columns(1), columns(2), columns(3), columns(4))
+        }
+    }
+
+    /// B^T d B of the tile at `base` + `offsets`, each point's 16 lanes handed to `store(e, value)`:
+    /// columns transformed straight from the loads into `scratch` (25 vectors), rows from there.
+    @inline(__always)
+    static func transformInputTile(_ base: UnsafePointer<Float>, _ offsets: TileOffsets, scratch t: UnsafeMutablePointer<Vec>,
+                                   store: (_ point: Int, _ value: Vec) -> Void) {
+        let r = offsets.rows, c = offsets.columns
+        @inline(__always) func column(_ v: Int, _ offset: Int) {
+            guard offset >= 0 else {
+                t[v] = Vec(); t[5 + v] = Vec(); t[10 + v] = Vec(); t[15 + v] = Vec(); t[20 + v] = Vec()
+                return
+            }
+            @inline(__always) func load(_ row: Int) -> Vec { row >= 0 ? Vec.load(base + row + offset) : Vec() }
+            let d0 = load(r.0), d1 = load(r.1), d2 = load(r.2), d3 = load(r.3), d4 = load(r.4)
+            let two = Vec(repeating: 2)
+            t[v] = (d3 - d1).addingProduct(two, d0 - d2)
+            t[5 + v] = (d3 - d2).addingProduct(-two, d1)
+            t[10 + v] = (d3 - d2).addingProduct(two, d1 - d2)
+            t[15 + v] = d3 - d1
+            t[20 + v] = (d4 - d2).addingProduct(two, d1 - d3)
+        }
+        column(0, c.0); column(1, c.1); column(2, c.2); column(3, c.3); column(4, c.4)
+        let two = Vec(repeating: 2)
+        for x in 0..<5 {
+            let row = t + 5 * x
+            let d0 = row[0], d1 = row[1], d2 = row[2], d3 = row[3], d4 = row[4]
+            store(5 * x, (d3 - d1).addingProduct(two, d0 - d2))
+            store(5 * x + 1, (d3 - d2).addingProduct(-two, d1))
+            store(5 * x + 2, (d3 - d2).addingProduct(two, d1 - d2))
+            store(5 * x + 3, d3 - d1)
+            store(5 * x + 4, (d4 - d2).addingProduct(two, d1 - d3))
+        }
     }
 
     /// A along a stride (4 values -> 5 in place): the adjoint of `transformOutput`, for the
@@ -152,7 +186,7 @@ struct WinogradPlan {
     /// transformed and stored into the 25 planes. Items are a tile's 16 lanes for a range of
     /// k, so that each plane is written front to back.
     func forEachInputTile(_ backend: CPUBackend, _ inputs: UnsafeMutablePointer<Float>,
-                          load: (_ k: Int, _ tile: Int, _ lane: Int, _ into: UnsafeMutablePointer<Vec>) -> Void) {
+                          tileAt: (_ k: Int, _ tile: Int, _ lane: Int) -> (UnsafePointer<Float>, WinogradF42.TileOffsets)) {
         let blocks = lanes / 16, kChunks = Swift.max(1, Swift.min(8, depth / 32))
         backend.forEachItemRange(count: tiles * blocks * kChunks, costPerItem: 50 * 16 * depth / kChunks) { items in
             withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25) { buffer in
@@ -160,11 +194,9 @@ struct WinogradPlan {
                 for item in items {
                     let column16 = item / kChunks, tile = column16 / blocks, n0 = (column16 % blocks) * 16
                     for k in CPUParallel.range(item % kChunks, of: kChunks, count: depth) {
-                        load(k, tile, n0, t)
-                        for v in 0..<5 { WinogradF42.transformInput(t + v, stride: 5) }
-                        for s in 0..<5 { WinogradF42.transformInput(t + 5 * s, stride: 1) }
+                        let (base, offsets) = tileAt(k, tile, n0)
                         let target = inputs + inputIndex(point: 0, k: k, column: tile * lanes + n0)
-                        for e in 0..<25 { t[e].store(target + e * inputStride) }
+                        WinogradF42.transformInputTile(base, offsets, scratch: t) { e, value in value.store(target + e * inputStride) }
                     }
                 }
             }
@@ -260,18 +292,16 @@ extension CPUBackend {
         // V: the 5x5 input tiles of every (ci, phase, tile), 16 images at a time; an item is
         // one tile's 16 lanes for a range of k, so that each point's plane is written front to back.
         let xsConst = UnsafePointer(xs)
-        plan.forEachInputTile(self, inputs) { k, tile, n0, t in
+        plan.forEachInputTile(self, inputs) { k, tile, n0 in
             let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
             let (th, tw) = (tile / tilesWide, tile % tilesWide)
-            let channel = xsConst + ci * input.channelStride + n0
-            for s in 0..<5 {
+            return (xsConst + ci * input.channelStride + n0, WinogradF42.TileOffsets(rows: { s in
                 let row = 2 * (4 * th + s) + p
-                for v in 0..<5 {
-                    let column = 2 * (4 * tw + v) + q
-                    t[s * 5 + v] = row < input.paddedHeight && column < input.paddedWidth
-                        ? Vec.load(channel + row * input.rowStride + column * input.lanes) : Vec()
-                }
-            }
+                return row < input.paddedHeight ? row * input.rowStride : -1
+            }, columns: { v in
+                let column = 2 * (4 * tw + v) + q
+                return column < input.paddedWidth ? column * input.lanes : -1
+            }))
         }
         plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
         // Y: each (co, tile)'s 4x4 outputs inside the map.
@@ -325,16 +355,15 @@ extension CPUBackend {
             }
         }
         let dysConst = UnsafePointer(dys)
-        plan.forEachInputTile(self, inputs) { co, tile, n0, t in
+        plan.forEachInputTile(self, inputs) { co, tile, n0 in
             let (th, tw) = (tile / tilesWide, tile % tilesWide)
-            for s in 0..<5 {
+            return (dysConst + co * gradient.channelStride + n0, WinogradF42.TileOffsets(rows: { s in
                 let row = 4 * th - 1 + s
-                for v in 0..<5 {
-                    let column = 4 * tw - 1 + v
-                    t[s * 5 + v] = row >= 0 && row < g.outHeight && column >= 0 && column < g.outWidth
-                        ? Vec.load(dysConst + gradient.offset(co, row, column) + n0) : Vec()
-                }
-            }
+                return row >= 0 && row < g.outHeight ? row * gradient.rowStride : -1
+            }, columns: { v in
+                let column = 4 * tw - 1 + v
+                return column >= 0 && column < g.outWidth ? column * gradient.lanes : -1
+            }))
         }
         plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
         let productsConst = UnsafePointer(products)
@@ -419,9 +448,23 @@ extension CPUBackend {
                         for e in 0..<25 { staged[e * mr + r] = t[e] }
                     }
                     for e in 0..<25 {
+                        // MR rows x 16 lanes -> 16 rows of MR, by 8 x 8 transposes; a block's
+                        // last rows stored lane by lane where MR is not a multiple of 8.
+                        let source = stagedFloats + e * mr * 16
                         let destination = gradients + e * aStride + (panel * depth + tile * lanes + n0) * mr
-                        for i in 0..<16 {
-                            for r in 0..<mr { destination[i * mr + r] = stagedFloats[(e * mr + r) * 16 + i] }
+                        for r0 in stride(from: 0, to: mr, by: 8) {
+                            let count = Swift.min(8, mr - r0)
+                            for i0 in stride(from: 0, to: 16, by: 8) {
+                                Tile8 { r in r < count ? Tile8.Row.load(source + (r0 + r) * 16 + i0) : Tile8.Row() }
+                                    .transposed().forEachRow { i, row in
+                                        let target = destination + (i0 + i) * mr + r0
+                                        if count == 8 {
+                                            row.store(target)
+                                        } else {
+                                            for lane in 0..<count { target[lane] = row[lane] }
+                                        }
+                                    }
+                            }
                         }
                     }
                 }
@@ -443,18 +486,16 @@ extension CPUBackend {
                             continue
                         }
                         let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
-                        let channel = xsConst + ci * input.channelStride + n0
-                        for s in 0..<5 {
+                        let offsets = WinogradF42.TileOffsets(rows: { s in
                             let row = 2 * (4 * th + s) + p
-                            for v in 0..<5 {
-                                let column = 2 * (4 * tw + v) + q
-                                t[s * 5 + v] = row < input.paddedHeight && column < input.paddedWidth
-                                    ? Vec.load(channel + row * input.rowStride + column * input.lanes) : Vec()
-                            }
+                            return row < input.paddedHeight ? row * input.rowStride : -1
+                        }, columns: { v in
+                            let column = 2 * (4 * tw + v) + q
+                            return column < input.paddedWidth ? column * input.lanes : -1
+                        })
+                        WinogradF42.transformInputTile(xsConst + ci * input.channelStride + n0, offsets, scratch: t) { e, value in
+                            staged[e * nr + kk] = value
                         }
-                        for v in 0..<5 { WinogradF42.transformInput(t + v, stride: 5) }
-                        for s in 0..<5 { WinogradF42.transformInput(t + 5 * s, stride: 1) }
-                        for e in 0..<25 { staged[e * nr + kk] = t[e] }
                     }
                     for e in 0..<25 {
                         let source = stagedFloats + e * nr * 16
