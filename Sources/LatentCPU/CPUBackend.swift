@@ -24,6 +24,8 @@ public final class CPUBackend: Backend {
     public let parallel: CPUParallel
     /// How convolutions run (see `ConvolutionPath`).
     public let convolutionPath: ConvolutionPath
+    /// Winograd's transformed filters while the weights are unchanged (`WinogradFilterCache`).
+    let winogradFilters = WinogradFilterCache()
 
     /// `convolution` nil: `LATENT_CPU_CONV` (`im2col`, `batch-inner`, `winograd`), else automatic.
     public init(threads: Int? = nil, convolution: ConvolutionPath? = nil) {

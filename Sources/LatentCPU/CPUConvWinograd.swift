@@ -1,3 +1,4 @@
+import Foundation
 import LatentCore
 
 /// Winograd F(4x4, 2x2) for the report models' 4x4 stride-2 convolutions (the conv VAE's
@@ -25,15 +26,32 @@ import LatentCore
 enum WinogradF42 {
     static let points = 25
 
-    /// A^T along a stride (5 values -> the first 4 in place).
+    /// A^T M A of the products at `source + e * stride` (point e = 5x + y), each of the 4x4
+    /// outputs handed to `store(i, j, value)`: columns transformed straight from the loads
+    /// into `scratch` (20 vectors), rows from there.
     @inline(__always)
-    static func transformOutput(_ t: UnsafeMutablePointer<Vec>, stride s: Int) {
-        let m0 = t[0], m1 = t[s], m2 = t[2 * s], m3 = t[3 * s], m4 = t[4 * s]
-        let sum = m1 + m2, difference = m1 - m2
-        t[0] = m0 + sum + m3
-        t[s] = difference.addingProduct(Vec(repeating: 2), m3)
-        t[2 * s] = sum.addingProduct(Vec(repeating: 4), m3)
-        t[3 * s] = difference.addingProduct(Vec(repeating: 8), m3) + m4
+    static func transformOutputTile(_ source: UnsafePointer<Float>, stride: Int, scratch t: UnsafeMutablePointer<Vec>,
+                                    store: (_ i: Int, _ j: Int, _ value: Vec) -> Void) {
+        let two = Vec(repeating: 2), four = Vec(repeating: 4), eight = Vec(repeating: 8)
+        for y in 0..<5 {
+            let m0 = Vec.load(source + y * stride), m1 = Vec.load(source + (5 + y) * stride)
+            let m2 = Vec.load(source + (10 + y) * stride), m3 = Vec.load(source + (15 + y) * stride)
+            let m4 = Vec.load(source + (20 + y) * stride)
+            let sum = m1 + m2, difference = m1 - m2
+            t[y] = m0 + sum + m3
+            t[5 + y] = difference.addingProduct(two, m3)
+            t[10 + y] = sum.addingProduct(four, m3)
+            t[15 + y] = difference.addingProduct(eight, m3) + m4
+        }
+        for i in 0..<4 {
+            let row = t + 5 * i
+            let m0 = row[0], m1 = row[1], m2 = row[2], m3 = row[3], m4 = row[4]
+            let sum = m1 + m2, difference = m1 - m2
+            store(i, 0, m0 + sum + m3)
+            store(i, 1, difference.addingProduct(two, m3))
+            store(i, 2, sum.addingProduct(four, m3))
+            store(i, 3, difference.addingProduct(eight, m3) + m4)
+        }
     }
 
     /// The offsets of a 5x5 input tile: element (s, v) at `rows[s] + columns[v]` from a base,
@@ -253,6 +271,78 @@ extension WinogradF42 {
     }
 }
 
+/// The transformed filters of recent Winograd calls, reused while the weights hold the same
+/// bytes: a GAN step runs its discriminator's forward and backward-data three times each
+/// between two optimizer steps, and the filter transform is a tenth of such a call. An
+/// entry is found by pass, geometry and weight address, and used only after its copy of the
+/// weights compares equal byte for byte, so a changed weight tensor is never served stale.
+/// An entry is taken out while a call uses it (concurrent calls on one key each build their
+/// own). At most `capacity` entries are kept.
+final class WinogradFilterCache: @unchecked Sendable {
+    struct Key: Hashable {
+        let pass: ConvPass
+        let geometry: ConvGeometry
+        let weights: UnsafePointer<Float>
+    }
+
+    final class Entry {
+        let weights: UnsafeMutablePointer<Float>
+        let weightCount: Int
+        let filters: UnsafeMutablePointer<Float>
+        let filterCount: Int
+        var valid = false
+
+        init(weightCount: Int, filterCount: Int) {
+            self.weightCount = weightCount
+            self.filterCount = filterCount
+            weights = .allocate(capacity: weightCount)
+            filters = .allocate(capacity: filterCount)
+        }
+
+        deinit {
+            weights.deallocate()
+            filters.deallocate()
+        }
+
+        func holds(_ w: UnsafePointer<Float>) -> Bool {
+            valid && memcmp(weights, w, weightCount * MemoryLayout<Float>.stride) == 0
+        }
+
+        /// The filters now hold the transform of `w`.
+        func record(_ w: UnsafePointer<Float>) {
+            weights.update(from: w, count: weightCount)
+            valid = true
+        }
+    }
+
+    static let capacity = 8
+    private let lock = NSLock()
+    private var entries: [Key: Entry] = [:]
+    private var order: [Key] = []
+
+    /// The entry for `key`, its filters valid when `holds(weights)`; give it back with `checkIn`.
+    func checkOut(_ key: Key, weightCount: Int, filterCount: Int) -> Entry {
+        lock.lock()
+        defer { lock.unlock() }
+        if let entry = entries.removeValue(forKey: key), entry.weightCount == weightCount, entry.filterCount == filterCount {
+            order.removeAll { $0 == key }
+            return entry
+        }
+        order.removeAll { $0 == key }
+        return Entry(weightCount: weightCount, filterCount: filterCount)
+    }
+
+    /// Records that `entry` now holds the filters of `weights`, and keeps it.
+    func checkIn(_ key: Key, _ entry: Entry) {
+        lock.lock()
+        defer { lock.unlock() }
+        entries[key] = entry
+        order.removeAll { $0 == key }
+        order.append(key)
+        while order.count > Self.capacity { entries.removeValue(forKey: order.removeFirst()) }
+    }
+}
+
 extension CPUBackend {
     /// Whether a pass runs as Winograd F(4x4, 2x2): a 4x4 kernel with stride 2 on the
     /// batch-inner path, with enough channels on both sides for its GEMMs (depth 4 Cin
@@ -276,19 +366,24 @@ extension CPUBackend {
         let plan = WinogradPlan(rows: g.outChannels, depth: 4 * g.inChannels, tiles: tilesHigh * tilesWide, lanes: input.lanes)
         let pool = ScratchPool.shared
         let xs = pool.take(input.count), ys = pool.take(output.count)
-        let filters = pool.take(WinogradF42.points * plan.filterStride)
         let inputs = pool.take(WinogradF42.points * plan.inputStride)
         let products = pool.take(WinogradF42.points * plan.productStride)
-        defer { pool.give(xs); pool.give(ys); pool.give(filters); pool.give(inputs); pool.give(products) }
+        defer { pool.give(xs); pool.give(ys); pool.give(inputs); pool.give(products) }
+        let key = WinogradFilterCache.Key(pass: .forward, geometry: g, weights: w)
+        let cached = winogradFilters.checkOut(key, weightCount: g.weightCount, filterCount: WinogradF42.points * plan.filterStride)
+        defer { winogradFilters.checkIn(key, cached) }
+        let filters = cached.filters, reuse = cached.holds(w)
         let kernelArea = 16
         input.pack(x, into: xs, parallel: parallel) { chunk, chunks in
             // U_e[co][(ci, p, q)] from the taps (2a + p, 2b + q).
+            guard !reuse else { return }
             plan.fillFilters(filters, chunk: chunk, of: chunks) { row, k in
                 let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
                 let taps = w + (row * g.inChannels + ci) * kernelArea
                 return (taps[p * 4 + q], taps[p * 4 + 2 + q], taps[(2 + p) * 4 + q], taps[(2 + p) * 4 + 2 + q])
             }
         }
+        if !reuse { cached.record(w) }
         // V: the 5x5 input tiles of every (ci, phase, tile), 16 images at a time; an item is
         // one tile's 16 lanes for a range of k, so that each point's plane is written front to back.
         let xsConst = UnsafePointer(xs)
@@ -314,13 +409,9 @@ extension CPUBackend {
                     let (th, tw) = (tile / tilesWide, tile % tilesWide)
                     for n0 in stride(from: 0, to: input.lanes, by: 16) {
                         let source = productsConst + co * plan.paddedColumns + tile * input.lanes + n0
-                        for e in 0..<25 { t[e] = Vec.load(source + e * plan.productStride) }
-                        for v in 0..<5 { WinogradF42.transformOutput(t + v, stride: 5) }
-                        for i in 0..<4 { WinogradF42.transformOutput(t + 5 * i, stride: 1) }
-                        for i in 0..<4 where 4 * th + i < g.outHeight {
-                            for j in 0..<4 where 4 * tw + j < g.outWidth {
-                                t[i * 5 + j].store(ys + output.offset(co, 4 * th + i, 4 * tw + j) + n0)
-                            }
+                        WinogradF42.transformOutputTile(source, stride: plan.productStride, scratch: t) { i, j, value in
+                            let (oh, ow) = (4 * th + i, 4 * tw + j)
+                            if oh < g.outHeight && ow < g.outWidth { value.store(ys + output.offset(co, oh, ow) + n0) }
                         }
                     }
                 }
@@ -340,13 +431,17 @@ extension CPUBackend {
         let plan = WinogradPlan(rows: 4 * g.inChannels, depth: g.outChannels, tiles: tilesHigh * tilesWide, lanes: result.lanes)
         let pool = ScratchPool.shared
         let dys = pool.take(gradient.count), dxs = pool.take(result.count)
-        let filters = pool.take(WinogradF42.points * plan.filterStride)
         let inputs = pool.take(WinogradF42.points * plan.inputStride)
         let products = pool.take(WinogradF42.points * plan.productStride)
-        defer { pool.give(dys); pool.give(dxs); pool.give(filters); pool.give(inputs); pool.give(products) }
+        defer { pool.give(dys); pool.give(dxs); pool.give(inputs); pool.give(products) }
+        let key = WinogradFilterCache.Key(pass: .backwardData, geometry: g, weights: w)
+        let cached = winogradFilters.checkOut(key, weightCount: g.weightCount, filterCount: WinogradF42.points * plan.filterStride)
+        defer { winogradFilters.checkIn(key, cached) }
+        let filters = cached.filters, reuse = cached.holds(w)
         let kernelArea = 16
         gradient.pack(dy, into: dys, parallel: parallel) { chunk, chunks in
             // U_e[(phase, ci)][co]: taps (a + 2(1 - t), b + 2(1 - u)) as a correlation over t, u.
+            guard !reuse else { return }
             plan.fillFilters(filters, chunk: chunk, of: chunks) { row, co in
                 let phase = row / g.inChannels, ci = row % g.inChannels
                 let (a, b) = (phase / 2, phase % 2)
@@ -354,6 +449,7 @@ extension CPUBackend {
                 return (taps[(a + 2) * 4 + b + 2], taps[(a + 2) * 4 + b], taps[a * 4 + b + 2], taps[a * 4 + b])
             }
         }
+        if !reuse { cached.record(w) }
         let dysConst = UnsafePointer(dys)
         plan.forEachInputTile(self, inputs) { co, tile, n0 in
             let (th, tw) = (tile / tilesWide, tile % tilesWide)
@@ -377,16 +473,10 @@ extension CPUBackend {
                     let (th, tw) = (tile / tilesWide, tile % tilesWide)
                     for n0 in stride(from: 0, to: result.lanes, by: 16) {
                         let source = productsConst + row * plan.paddedColumns + tile * result.lanes + n0
-                        for e in 0..<25 { t[e] = Vec.load(source + e * plan.productStride) }
-                        for v in 0..<5 { WinogradF42.transformOutput(t + v, stride: 5) }
-                        for i in 0..<4 { WinogradF42.transformOutput(t + 5 * i, stride: 1) }
-                        for i in 0..<4 {
-                            let ih = 2 * (4 * th + i) + a - g.padHeight
-                            guard ih >= 0, ih < g.inHeight else { continue }
-                            for j in 0..<4 {
-                                let iw = 2 * (4 * tw + j) + b - g.padWidth
-                                guard iw >= 0, iw < g.inWidth else { continue }
-                                t[i * 5 + j].store(dxs + result.offset(ci, ih, iw) + n0)
+                        WinogradF42.transformOutputTile(source, stride: plan.productStride, scratch: t) { i, j, value in
+                            let ih = 2 * (4 * th + i) + a - g.padHeight, iw = 2 * (4 * tw + j) + b - g.padWidth
+                            if ih >= 0 && ih < g.inHeight && iw >= 0 && iw < g.inWidth {
+                                value.store(dxs + result.offset(ci, ih, iw) + n0)
                             }
                         }
                     }

@@ -2,7 +2,7 @@
 /// `conv2dForward` reads and `output` what it writes. A transposed convolution uses the
 /// same geometry the other way round (its input is this `output`), which is why one
 /// pair of kernels serves both.
-public struct ConvGeometry: Sendable, Equatable, CustomStringConvertible {
+public struct ConvGeometry: Sendable, Hashable, CustomStringConvertible {
     public var batch: Int
     public var inChannels: Int
     public var inHeight: Int

@@ -239,6 +239,30 @@ final class ConvTests: XCTestCase {
         }
     }
 
+    /// Winograd keeps transformed filters while the weights hold the same bytes: weights
+    /// changed in place (an optimizer step) must give the new result, on every pass, and
+    /// changing them back the old one.
+    func testWinogradFiltersFollowWeightsChangedInPlace() throws {
+        let f = Fixture(convolution: .winograd)
+        var random = TestRandom(seed: 6)
+        let g = try ConvGeometry(batch: 16, inChannels: 8, height: 14, width: 14, outChannels: 16, kernel: 4, stride: 2, padding: 1)
+        let x = random.array(g.inputCount), dy = random.array(g.outputCount)
+        let first = random.array(g.weightCount), second = random.array(g.weightCount)
+        let weight = try f.buffer(first)
+        let input = try f.buffer(x), gradOutput = try f.buffer(dy)
+        for values in [first, second, first] {
+            try values.withUnsafeBufferPointer { try f.backend.write($0, to: weight) }
+            for _ in 0..<2 {
+                let output = try f.zeros(g.outputCount), dx = try f.zeros(g.inputCount)
+                try f.backend.conv2dForward(g, input: input, weight: weight, bias: nil, output: output)
+                try f.backend.conv2dBackwardData(g, gradOutput: gradOutput, weight: weight, bias: nil, gradInput: dx, accumulate: false)
+                let expected = referenceForward(g, x, values, nil), dxRef = referenceBackward(g, x, values, dy).dx
+                assertClose(try f.read(output), expected, absolute: Self.absolute(.winograd, expected), relative: 1e-4, "forward")
+                assertClose(try f.read(dx), dxRef, absolute: Self.absolute(.winograd, dxRef), relative: 1e-4, "backward-data")
+            }
+        }
+    }
+
     func testMismatchedSizesThrow() throws {
         let f = Fixture()
         let g = try ConvGeometry(batch: 2, inChannels: 3, height: 5, width: 5, outChannels: 4, kernel: 3, padding: 1)
