@@ -2,13 +2,14 @@ import Foundation
 import LatentCore
 
 /// Winograd F(4x4, 2x2) for the report models' 4x4 stride-2 convolutions (the conv VAE's
-/// and DCGAN's 64 <-> 128 channel layers), forward and backward-data, in the batch-inner layout.
+/// and DCGAN's 64 <-> 128 channel layers), all three passes, in the batch-inner layout.
 ///
 /// A 4x4 stride-2 convolution is four stride-1 2x2 convolutions, one per stride phase
 /// (p, q) of the input: output (oh, ow) reads taps (2a + p, 2b + q) at input row 2(oh + a) + p
 /// (padded coordinates). With the phases as extra input channels it is one stride-1 2x2
 /// correlation over 4 Cin channels, and backward-data is one over Cout channels whose 4 Cin
-/// output rows are the four phases of the input gradient. Winograd F(4, 2) computes a 4x4
+/// output rows are the four phases of the input gradient; the weight gradient is the
+/// adjoint of the forward one. Winograd F(4, 2) computes a 4x4
 /// output tile from a 5x5 input tile with 25 multiplies per channel pair instead of 64, so
 /// on a 7x7 map (two tiles a side) 100 instead of 196: the work becomes 25 GEMMs
 /// (rows x depth x tiles * lanes) of half the direct convolution's multiply-adds, plus
@@ -100,8 +101,8 @@ enum WinogradF42 {
         }
     }
 
-    /// A along a stride (4 values -> 5 in place): the adjoint of `transformOutput`, for the
-    /// output gradient of a tile (dM = A dY A^T).
+    /// A along a stride (4 values -> 5 in place): the adjoint of the output transform, for
+    /// the output gradient of a tile (dM = A dY A^T).
     @inline(__always)
     static func transformOutputGradient(_ t: UnsafeMutablePointer<Vec>, stride s: Int) {
         let y0 = t[0], y1 = t[s], y2 = t[2 * s], y3 = t[3 * s]
@@ -158,12 +159,6 @@ struct WinogradPlan {
     /// Floats of M per point: row-major, row stride `paddedColumns`.
     var productStride: Int { paddedRows * paddedColumns }
 
-    /// Where U_e[row][k] goes.
-    @inline(__always)
-    func filterIndex(point e: Int, row: Int, k: Int) -> Int {
-        e * filterStride + (row / PackedGEMM.mr * depth + k) * PackedGEMM.mr + row % PackedGEMM.mr
-    }
-
     /// Where the 16 lanes of V_e[k][column ..< column + 16] go (column a multiple of 16).
     @inline(__always)
     func inputIndex(point e: Int, k: Int, column: Int) -> Int {
@@ -200,7 +195,7 @@ struct WinogradPlan {
         }
     }
 
-    /// V: for every (k, tile, 16 lanes) `load` fills the 5x5 input tile (row-major), which is
+    /// V: for every (k, tile, 16 lanes) `tileAt` gives where the 5x5 input tile lies; it is
     /// transformed and stored into the 25 planes. Items are a tile's 16 lanes for a range of
     /// k, so that each plane is written front to back.
     func forEachInputTile(_ backend: CPUBackend, _ inputs: UnsafeMutablePointer<Float>,
