@@ -101,6 +101,27 @@ enum WinogradF42 {
         }
     }
 
+    /// `rows` rows of 16 lanes -> 16 rows of `rows` floats (a panel's 16 depth entries), by
+    /// 8 x 8 transposes; where `rows` is not a multiple of 8 a block's rows are stored lane by
+    /// lane, so that nothing past the 16 rows is written.
+    @inline(__always)
+    static func transposeLanes(_ source: UnsafePointer<Float>, rows: Int, into destination: UnsafeMutablePointer<Float>) {
+        for r0 in stride(from: 0, to: rows, by: 8) {
+            let count = Swift.min(8, rows - r0)
+            for i0 in stride(from: 0, to: 16, by: 8) {
+                Tile8 { r in r < count ? Tile8.Row.load(source + (r0 + r) * 16 + i0) : Tile8.Row() }
+                    .transposed().forEachRow { i, row in
+                        let target = destination + (i0 + i) * rows + r0
+                        if count == 8 {
+                            row.store(target)
+                        } else {
+                            for lane in 0..<count { target[lane] = row[lane] }
+                        }
+                    }
+            }
+        }
+    }
+
     /// A along a stride (4 values -> 5 in place): the adjoint of the output transform, for
     /// the output gradient of a tile (dM = A dY A^T).
     @inline(__always)
@@ -352,6 +373,38 @@ extension CPUBackend {
         }
     }
 
+    /// Runs `pack` (a layout's pack with work alongside in its parallel region) and hands
+    /// `body` the transformed filters of `plan` for `pass`: built from `taps` alongside the
+    /// packing, unless `winogradFilters` holds them for these exact weights.
+    private func withWinogradFilters<R>(_ pass: ConvPass, _ g: ConvGeometry, weights w: UnsafePointer<Float>, plan: WinogradPlan,
+                                        pack: (_ alongside: (_ chunk: Int, _ chunks: Int) -> Void) -> Void,
+                                        taps: (_ row: Int, _ k: Int) -> (Float, Float, Float, Float),
+                                        _ body: (UnsafePointer<Float>) -> R) -> R {
+        let key = WinogradFilterCache.Key(pass: pass, geometry: g, weights: w)
+        let cached = winogradFilters.checkOut(key, weightCount: g.weightCount, filterCount: WinogradF42.points * plan.filterStride)
+        defer { winogradFilters.checkIn(key, cached) }
+        let filters = cached.filters, reuse = cached.holds(w)
+        withoutActuallyEscaping(taps) { taps in
+            pack { chunk, chunks in
+                if !reuse { plan.fillFilters(filters, chunk: chunk, of: chunks, taps: taps) }
+            }
+        }
+        if !reuse { cached.record(w) }
+        return body(filters)
+    }
+
+    /// Where the 5x5 input tile (th, tw) of stride phase (p, q) lies in X' (forward-input layout):
+    /// padded row 2 (4 th + s) + p, column 2 (4 tw + v) + q; past the padding, zero.
+    private static func forwardInputTile(_ input: BatchInnerLayout, _ th: Int, _ tw: Int, _ p: Int, _ q: Int) -> WinogradF42.TileOffsets {
+        WinogradF42.TileOffsets(rows: { s in
+            let row = 2 * (4 * th + s) + p
+            return row < input.paddedHeight ? row * input.rowStride : -1
+        }, columns: { v in
+            let column = 2 * (4 * tw + v) + q
+            return column < input.paddedWidth ? column * input.lanes : -1
+        })
+    }
+
     /// Forward: rows Cout, depth (ci, p, q), tiles of the output; X' in the forward-input layout.
     func winogradForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
@@ -364,36 +417,23 @@ extension CPUBackend {
         let inputs = pool.take(WinogradF42.points * plan.inputStride)
         let products = pool.take(WinogradF42.points * plan.productStride)
         defer { pool.give(xs); pool.give(ys); pool.give(inputs); pool.give(products) }
-        let key = WinogradFilterCache.Key(pass: .forward, geometry: g, weights: w)
-        let cached = winogradFilters.checkOut(key, weightCount: g.weightCount, filterCount: WinogradF42.points * plan.filterStride)
-        defer { winogradFilters.checkIn(key, cached) }
-        let filters = cached.filters, reuse = cached.holds(w)
         let kernelArea = 16
-        input.pack(x, into: xs, parallel: parallel) { chunk, chunks in
+        withWinogradFilters(.forward, g, weights: w, plan: plan, pack: { input.pack(x, into: xs, parallel: parallel, alongside: $0) },
+                            taps: { row, k in
             // U_e[co][(ci, p, q)] from the taps (2a + p, 2b + q).
-            guard !reuse else { return }
-            plan.fillFilters(filters, chunk: chunk, of: chunks) { row, k in
-                let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
-                let taps = w + (row * g.inChannels + ci) * kernelArea
-                return (taps[p * 4 + q], taps[p * 4 + 2 + q], taps[(2 + p) * 4 + q], taps[(2 + p) * 4 + 2 + q])
-            }
-        }
-        if !reuse { cached.record(w) }
-        // V: the 5x5 input tiles of every (ci, phase, tile), 16 images at a time; an item is
-        // one tile's 16 lanes for a range of k, so that each point's plane is written front to back.
-        let xsConst = UnsafePointer(xs)
-        plan.forEachInputTile(self, inputs) { k, tile, n0 in
             let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
-            let (th, tw) = (tile / tilesWide, tile % tilesWide)
-            return (xsConst + ci * input.channelStride + n0, WinogradF42.TileOffsets(rows: { s in
-                let row = 2 * (4 * th + s) + p
-                return row < input.paddedHeight ? row * input.rowStride : -1
-            }, columns: { v in
-                let column = 2 * (4 * tw + v) + q
-                return column < input.paddedWidth ? column * input.lanes : -1
-            }))
+            let taps = w + (row * g.inChannels + ci) * kernelArea
+            return (taps[p * 4 + q], taps[p * 4 + 2 + q], taps[(2 + p) * 4 + q], taps[(2 + p) * 4 + 2 + q])
+        }) { filters in
+            // V: the 5x5 input tiles of every (ci, phase, tile), 16 images at a time; an item is
+            // one tile's 16 lanes for a range of k, so that each point's plane is written front to back.
+            let xsConst = UnsafePointer(xs)
+            plan.forEachInputTile(self, inputs) { k, tile, n0 in
+                let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
+                return (xsConst + ci * input.channelStride + n0, Self.forwardInputTile(input, tile / tilesWide, tile % tilesWide, p, q))
+            }
+            plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
         }
-        plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
         // Y: each (co, tile)'s 4x4 outputs inside the map.
         let productsConst = UnsafePointer(products)
         forEachItemRange(count: g.outChannels * plan.tiles, costPerItem: 25 * input.lanes * 2) { items in
@@ -429,34 +469,28 @@ extension CPUBackend {
         let inputs = pool.take(WinogradF42.points * plan.inputStride)
         let products = pool.take(WinogradF42.points * plan.productStride)
         defer { pool.give(dys); pool.give(dxs); pool.give(inputs); pool.give(products) }
-        let key = WinogradFilterCache.Key(pass: .backwardData, geometry: g, weights: w)
-        let cached = winogradFilters.checkOut(key, weightCount: g.weightCount, filterCount: WinogradF42.points * plan.filterStride)
-        defer { winogradFilters.checkIn(key, cached) }
-        let filters = cached.filters, reuse = cached.holds(w)
         let kernelArea = 16
-        gradient.pack(dy, into: dys, parallel: parallel) { chunk, chunks in
+        withWinogradFilters(.backwardData, g, weights: w, plan: plan, pack: { gradient.pack(dy, into: dys, parallel: parallel, alongside: $0) },
+                            taps: { row, co in
             // U_e[(phase, ci)][co]: taps (a + 2(1 - t), b + 2(1 - u)) as a correlation over t, u.
-            guard !reuse else { return }
-            plan.fillFilters(filters, chunk: chunk, of: chunks) { row, co in
-                let phase = row / g.inChannels, ci = row % g.inChannels
-                let (a, b) = (phase / 2, phase % 2)
-                let taps = w + (co * g.inChannels + ci) * kernelArea
-                return (taps[(a + 2) * 4 + b + 2], taps[(a + 2) * 4 + b], taps[a * 4 + b + 2], taps[a * 4 + b])
+            let phase = row / g.inChannels, ci = row % g.inChannels
+            let (a, b) = (phase / 2, phase % 2)
+            let taps = w + (co * g.inChannels + ci) * kernelArea
+            return (taps[(a + 2) * 4 + b + 2], taps[(a + 2) * 4 + b], taps[a * 4 + b + 2], taps[a * 4 + b])
+        }) { filters in
+            let dysConst = UnsafePointer(dys)
+            plan.forEachInputTile(self, inputs) { co, tile, n0 in
+                let (th, tw) = (tile / tilesWide, tile % tilesWide)
+                return (dysConst + co * gradient.channelStride + n0, WinogradF42.TileOffsets(rows: { s in
+                    let row = 4 * th - 1 + s
+                    return row >= 0 && row < g.outHeight ? row * gradient.rowStride : -1
+                }, columns: { v in
+                    let column = 4 * tw - 1 + v
+                    return column >= 0 && column < g.outWidth ? column * gradient.lanes : -1
+                }))
             }
+            plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
         }
-        if !reuse { cached.record(w) }
-        let dysConst = UnsafePointer(dys)
-        plan.forEachInputTile(self, inputs) { co, tile, n0 in
-            let (th, tw) = (tile / tilesWide, tile % tilesWide)
-            return (dysConst + co * gradient.channelStride + n0, WinogradF42.TileOffsets(rows: { s in
-                let row = 4 * th - 1 + s
-                return row >= 0 && row < g.outHeight ? row * gradient.rowStride : -1
-            }, columns: { v in
-                let column = 4 * tw - 1 + v
-                return column >= 0 && column < g.outWidth ? column * gradient.lanes : -1
-            }))
-        }
-        plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
         let productsConst = UnsafePointer(products)
         forEachItemRange(count: plan.rows * plan.tiles, costPerItem: 25 * result.lanes * 2) { items in
             withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25) { buffer in
@@ -533,24 +567,8 @@ extension CPUBackend {
                         for e in 0..<25 { staged[e * mr + r] = t[e] }
                     }
                     for e in 0..<25 {
-                        // MR rows x 16 lanes -> 16 rows of MR, by 8 x 8 transposes; a block's
-                        // last rows stored lane by lane where MR is not a multiple of 8.
-                        let source = stagedFloats + e * mr * 16
-                        let destination = gradients + e * aStride + (panel * depth + tile * lanes + n0) * mr
-                        for r0 in stride(from: 0, to: mr, by: 8) {
-                            let count = Swift.min(8, mr - r0)
-                            for i0 in stride(from: 0, to: 16, by: 8) {
-                                Tile8 { r in r < count ? Tile8.Row.load(source + (r0 + r) * 16 + i0) : Tile8.Row() }
-                                    .transposed().forEachRow { i, row in
-                                        let target = destination + (i0 + i) * mr + r0
-                                        if count == 8 {
-                                            row.store(target)
-                                        } else {
-                                            for lane in 0..<count { target[lane] = row[lane] }
-                                        }
-                                    }
-                            }
-                        }
+                        WinogradF42.transposeLanes(stagedFloats + e * mr * 16, rows: mr,
+                                                   into: gradients + e * aStride + (panel * depth + tile * lanes + n0) * mr)
                     }
                 }
             }
@@ -571,27 +589,14 @@ extension CPUBackend {
                             continue
                         }
                         let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
-                        let offsets = WinogradF42.TileOffsets(rows: { s in
-                            let row = 2 * (4 * th + s) + p
-                            return row < input.paddedHeight ? row * input.rowStride : -1
-                        }, columns: { v in
-                            let column = 2 * (4 * tw + v) + q
-                            return column < input.paddedWidth ? column * input.lanes : -1
-                        })
+                        let offsets = Self.forwardInputTile(input, th, tw, p, q)
                         WinogradF42.transformInputTile(xsConst + ci * input.channelStride + n0, offsets, scratch: t) { e, value in
                             staged[e * nr + kk] = value
                         }
                     }
                     for e in 0..<25 {
-                        let source = stagedFloats + e * nr * 16
-                        let destination = inputs + e * bStride + (panel * depth + tile * lanes + n0) * nr
-                        for k0 in stride(from: 0, to: nr, by: 8) {
-                            for i0 in stride(from: 0, to: 16, by: 8) {
-                                Tile8 { r in Tile8.Row.load(source + (k0 + r) * 16 + i0) }.transposed().forEachRow { i, row in
-                                    row.store(destination + (i0 + i) * nr + k0)
-                                }
-                            }
-                        }
+                        WinogradF42.transposeLanes(stagedFloats + e * nr * 16, rows: nr,
+                                                   into: inputs + e * bStride + (panel * depth + tile * lanes + n0) * nr)
                     }
                 }
             }
