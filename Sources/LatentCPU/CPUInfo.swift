@@ -2,8 +2,8 @@ import Foundation
 
 /// What the CPU offers, read from /proc/cpuinfo on Linux, and the FP32 peak that
 /// benchmarks compare against:
-/// `peak = cores * FMA pipes per core (2) * SIMD lanes (16 for AVX-512, 8 for AVX2/FMA,
-/// 4 for NEON or SSE) * 2 flops per FMA * clock (cpu MHz)`.
+/// `peak = cores * FMA pipes per core (2) * datapath lanes (16 for AVX-512 on full-width
+/// units, 8 for AVX2/FMA and for Zen 4's AVX-512, 4 for NEON or SSE) * 2 flops per FMA * clock (cpu MHz)`.
 /// The clock is the nominal one the kernel reports; turbo can exceed it, so a share
 /// above 100% is possible and honest.
 public enum CPUInfo {
@@ -22,9 +22,22 @@ public enum CPUInfo {
         #endif
     }
 
+    /// FP32 lanes one FMA pipe computes per cycle. Zen 4 (AMD family 25) decodes AVX-512 but
+    /// runs each 512-bit operation as two 256-bit halves, so its throughput is AVX2's.
+    public static var datapathLanes: Int {
+        #if arch(x86_64)
+        if simdLanes == 16 && isZen4 { return 8 }
+        #endif
+        return simdLanes
+    }
+
+    static var isZen4: Bool {
+        cpuinfoField("vendor_id") == "AuthenticAMD" && cpuinfoField("cpu family") == "25"
+    }
+
     public static var simdDescription: String {
         #if arch(x86_64)
-        if flags.contains("avx512f") { return "AVX-512" }
+        if flags.contains("avx512f") { return isZen4 ? "AVX-512 (256-bit datapath)" : "AVX-512" }
         if flags.contains("fma") && flags.contains("avx2") { return "AVX2+FMA" }
         return "SSE"
         #elseif arch(arm64)
@@ -44,7 +57,7 @@ public enum CPUInfo {
 
     /// FP32 peak of `threads` cores in GFLOP/s.
     public static func peakGFLOPS(threads: Int) -> Double {
-        Double(threads * fmaPipesPerCore * simdLanes * 2) * clockGHz
+        Double(threads * fmaPipesPerCore * datapathLanes * 2) * clockGHz
     }
 
     static func cpuinfoField(_ name: String) -> String? {
