@@ -492,20 +492,13 @@ extension CPUBackend {
     /// at multiples of 16 so that only the last one has a vector remainder.
     @inline(__always)
     func forEachRange(count: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
-        guard count > 0 else { return }
-        parallel.forEachChunk(work: count * cost) { chunk, chunks in
-            body(CPUParallel.range(chunk, of: chunks, count: count, alignment: 16))
-        }
+        parallel.forEachBalancedRange(count: count, work: count * cost, alignment: 16, body)
     }
 
     /// Like `forEachRange` but over items (channels, images, blocks) without alignment.
     @inline(__always)
     func forEachItemRange(count: Int, costPerItem: Int, _ body: (Range<Int>) -> Void) {
-        guard count > 0 else { return }
-        parallel.forEachChunk(work: count * costPerItem) { chunk, chunks in
-            let range = CPUParallel.range(chunk, of: chunks, count: count)
-            if !range.isEmpty { body(range) }
-        }
+        parallel.forEachBalancedRange(count: count, work: count * costPerItem, body)
     }
 }
 

@@ -75,6 +75,26 @@ public struct CPUParallel: Sendable {
         }
     }
 
+    /// Calls `body` on contiguous ranges covering `0..<count` (starts at multiples of
+    /// `alignment`), in parallel when `work` is worth it. With the whole worker pool the
+    /// ranges are about four per thread, claimed by whichever thread is free, so that a
+    /// slower vCPU takes fewer; results never depend on which thread runs a range.
+    @inline(__always)
+    public func forEachBalancedRange(count: Int, work: Int, alignment: Int = 1, minimumWorkPerThread: Int = 32_768,
+                                     _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let threads = Swift.min(threadCount, Swift.max(1, work / Swift.max(1, minimumWorkPerThread)))
+        var chunks = threads
+        if threads > 1, #available(macOS 15.0, *), threadCount == CPUWorkerPool.shared.workers + 1 {
+            let units = (count + alignment - 1) / alignment
+            chunks = Swift.max(threads, Swift.min(units, threads * 4, work / Swift.max(1, minimumWorkPerThread / 4)))
+        }
+        forEachChunk(chunkCount: chunks) { chunk, chunkCount in
+            let range = CPUParallel.range(chunk, of: chunkCount, count: count, alignment: alignment)
+            if !range.isEmpty { body(range) }
+        }
+    }
+
     /// Splits `0..<count` into `chunkCount` contiguous ranges, the i-th of which is returned.
     /// `alignment` keeps range starts at multiples (SIMD widths, GEMM panels).
     @inline(__always)
