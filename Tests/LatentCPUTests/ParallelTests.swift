@@ -37,4 +37,33 @@ final class ParallelTests: XCTestCase {
         }
         XCTAssertGreaterThan(elsewhere.load(ordering: .relaxed), 0)
     }
+
+    /// `forEachBalancedRange` covers every index exactly once with ranges that start at
+    /// multiples of the alignment, for small work (one range on the caller) and large work
+    /// (several ranges per thread), at every thread count.
+    func testForEachBalancedRangeCoversEveryIndexOnce() {
+        for threads in [1, 2, 3, CPUParallel.defaultThreadCount] {
+            let parallel = CPUParallel(threadCount: threads)
+            for count in [0, 1, 15, 16, 17, 100, 1000, 70_000] {
+                for alignment in [1, 16] {
+                    for work in [1, count * 1000] {
+                        let visits = UnsafeMutablePointer<Int>.allocate(capacity: Swift.max(1, count))
+                        visits.initialize(repeating: 0, count: Swift.max(1, count))
+                        defer { visits.deallocate() }
+                        let misaligned = Atomic<Int>(0), ranges = Atomic<Int>(0)
+                        parallel.forEachBalancedRange(count: count, work: work, alignment: alignment) { range in
+                            if range.lowerBound % alignment != 0 { misaligned.add(1, ordering: .relaxed) }
+                            ranges.add(1, ordering: .relaxed)
+                            for i in range { visits[i] += 1 }
+                        }
+                        let wrong = (0..<count).filter { visits[$0] != 1 }
+                        let label = "threads \(threads), count \(count), alignment \(alignment), work \(work)"
+                        XCTAssertEqual(wrong.count, 0, "\(label): indices \(wrong.prefix(5)) visited \(wrong.prefix(5).map { visits[$0] }) times")
+                        XCTAssertEqual(misaligned.load(ordering: .relaxed), 0, label)
+                        if work == 1 { XCTAssertLessThanOrEqual(ranges.load(ordering: .relaxed), 1, "\(label): small work stays in one range") }
+                    }
+                }
+            }
+        }
+    }
 }
