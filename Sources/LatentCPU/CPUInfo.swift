@@ -31,9 +31,7 @@ public enum CPUInfo {
         return simdLanes
     }
 
-    static var isZen4: Bool {
-        cpuinfoField("vendor_id") == "AuthenticAMD" && cpuinfoField("cpu family") == "25"
-    }
+    static let isZen4: Bool = cpuinfoField("vendor_id") == "AuthenticAMD" && cpuinfoField("cpu family") == "25"
 
     public static var simdDescription: String {
         #if arch(x86_64)

@@ -11,8 +11,8 @@ public enum RegisterFile {
     /// Kernels then use tiles of 6 rows x 16 columns (12 registers of accumulators), which keep
     /// each element's order of summation. AVX-512 (32 zmm of 16 floats) takes 12 x 32 tiles
     /// where its FMA units are 512 bits wide; on Zen 4, whose units are 256 bits wide, the
-    /// narrow tiles measured faster (vae-conv and dcgan training 1.13-1.14x, SGEMM 1024^3
-    /// 1.2x; docs/PERFORMANCE.md). `LATENT_CPU_TILE=narrow|wide` overrides (tests of both paths).
+    /// narrow tiles measured faster (vae-conv training 1.14x, dcgan 1.03-1.13x, every conv
+    /// pass, SGEMM 1024^3 1.2x; docs/PERFORMANCE.md). `LATENT_CPU_TILE=narrow|wide` overrides (tests of both paths).
     public static let narrow: Bool = {
         switch ProcessInfo.processInfo.environment["LATENT_CPU_TILE"] {
         case "narrow": return true

@@ -21,8 +21,13 @@ public struct CPUParallel: Sendable {
     @inline(__always)
     public func forEachChunk(work: Int, minimumWorkPerThread: Int = 32_768,
                              _ body: (_ chunk: Int, _ chunkCount: Int) -> Void) {
-        let chunks = Swift.min(threadCount, Swift.max(1, work / Swift.max(1, minimumWorkPerThread)))
-        forEachChunk(chunkCount: chunks, body)
+        forEachChunk(chunkCount: threads(forWork: work, minimumWorkPerThread: minimumWorkPerThread), body)
+    }
+
+    /// Threads worth waking for `work`: at least `minimumWorkPerThread` each, at most `threadCount`.
+    @inline(__always)
+    func threads(forWork work: Int, minimumWorkPerThread: Int) -> Int {
+        Swift.min(threadCount, Swift.max(1, work / Swift.max(1, minimumWorkPerThread)))
     }
 
     /// Calls `body(chunk, chunkCount)` for exactly `chunkCount` chunks (at least 1), in
@@ -83,11 +88,11 @@ public struct CPUParallel: Sendable {
     public func forEachBalancedRange(count: Int, work: Int, alignment: Int = 1, minimumWorkPerThread: Int = 32_768,
                                      _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let threads = Swift.min(threadCount, Swift.max(1, work / Swift.max(1, minimumWorkPerThread)))
-        var chunks = threads
-        if threads > 1, #available(macOS 15.0, *), threadCount == CPUWorkerPool.shared.workers + 1 {
+        let busy = threads(forWork: work, minimumWorkPerThread: minimumWorkPerThread)
+        var chunks = busy
+        if busy > 1, #available(macOS 15.0, *), threadCount == CPUWorkerPool.shared.workers + 1 {
             let units = (count + alignment - 1) / alignment
-            chunks = Swift.max(threads, Swift.min(units, threads * 4, work / Swift.max(1, minimumWorkPerThread / 4)))
+            chunks = Swift.max(busy, Swift.min(units, busy * 4, work / Swift.max(1, minimumWorkPerThread / 4)))
         }
         forEachChunk(chunkCount: chunks) { chunk, chunkCount in
             let range = CPUParallel.range(chunk, of: chunkCount, count: count, alignment: alignment)
