@@ -276,7 +276,7 @@ extension WinogradF42 {
                 while k0 < depth {
                     let block = Swift.min(kc, depth - k0)
                     for rowPanel in 0..<rowPanels {
-                        PackedGEMM.microKernel(depth: block, a: u + rowPanel * mr * depth + k0 * mr, b: bPanel + k0 * nr,
+                        PackedGEMM.microKernel(depth: block, a: u + rowPanel * mr * depth + k0 * mr, aStride: mr, b: bPanel + k0 * nr,
                                                c: m + rowPanel * mr * ldc + panel * nr, ldc: ldc,
                                                alpha: 1, beta: k0 == 0 ? 0 : 1)
                     }

@@ -128,9 +128,14 @@ final class PackingScratch: @unchecked Sendable {
 
     init(capacityB: Int) {
         self.capacityB = capacityB
-        packedA = .allocate(capacity: PackedGEMM.mc * PackedGEMM.kc)
-        packedB = .allocate(capacity: capacityB)
-        edgeTile = .allocate(capacity: PackedGEMM.mr * PackedGEMM.nr)
+        // Cache-line aligned, so that no 64-byte load of a packed panel straddles two lines.
+        func aligned(_ count: Int) -> UnsafeMutablePointer<Float> {
+            UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+                .bindMemory(to: Float.self, capacity: count)
+        }
+        packedA = aligned(PackedGEMM.mc * PackedGEMM.kc)
+        packedB = aligned(capacityB)
+        edgeTile = aligned(PackedGEMM.mr * PackedGEMM.nr)
     }
 
     deinit {
@@ -179,6 +184,9 @@ enum PackedGEMM {
     static let kc = ProcessInfo.processInfo.environment["LATENT_CPU_KC"].flatMap(Int.init).map { Swift.max(16, $0) } ?? 256
     /// Rows of A packed at a time: an MC x KC block stays in L2.
     static let mc = 192
+    /// A row-major A is read in place by the micro-kernel (`DirectA`); `LATENT_CPU_PACKA=1`
+    /// packs it as before (measuring). Either way every element is summed in the same order.
+    static let readAInPlace = ProcessInfo.processInfo.environment["LATENT_CPU_PACKA"] != "1"
     /// Columns of B packed at a time: a KC x NC block stays in L2/L3.
     static let nc = 2048
 
@@ -303,7 +311,10 @@ enum PackedGEMM {
                          b: UnsafePointer<Float>, bRowStride: Int, bColStride: Int,
                          beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
                          packedA: UnsafeMutablePointer<Float>, packedB: UnsafeMutablePointer<Float>,
-                         edgeTile: UnsafeMutablePointer<Float>) {
+                         edgeTile: UnsafeMutablePointer<Float>, aInPlace: Bool = readAInPlace) {
+        // Only a row-major A: a transposed one in place reads one cache line (and, at large
+        // strides, one page) per k, which measured up to 20% slower than packing it.
+        let direct = aInPlace && aColStride == 1 ? DirectA(base: a, lda: aRowStride) : nil
         blocked(m: m, n: n, k: k, kc: kc, alpha: alpha, beta: beta, c: c, ldc: ldc,
                 packedA: packedA, packedB: packedB, edgeTile: edgeTile,
                 packA: { i0, rows, p0, depth, into in
@@ -313,7 +324,7 @@ enum PackedGEMM {
                 packB: { p0, depth, j0, cols, into in
                     packB(depth: depth, cols: cols, b: b + p0 * bRowStride + j0 * bColStride,
                           rowStride: bRowStride, colStride: bColStride, into: into)
-                })
+                }, directA: direct)
     }
 
     /// The loop nest of `multiply` with the packing left to the caller:
@@ -377,7 +388,7 @@ enum PackedGEMM {
                         edgeTile: UnsafeMutablePointer<Float>,
                         packA: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
                         packB: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void,
-                        prepackedA: UnsafePointer<Float>? = nil) {
+                        prepackedA: UnsafePointer<Float>? = nil, directA: DirectA? = nil) {
         if k == 0 {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
@@ -397,27 +408,38 @@ enum PackedGEMM {
                     let aBlock: UnsafePointer<Float>
                     if let prepackedA {
                         aBlock = prepackedA + prepackedOffset(ic: ic, rows: blockRows, pc: pc, k: k)
+                    } else if directA != nil {
+                        aBlock = UnsafePointer(packedA)
                     } else {
                         packA(ic, blockRows, pc, depth, packedA)
                         aBlock = UnsafePointer(packedA)
                     }
+                    // In place, A's last rows (fewer than MR) still go through a zero-padded panel.
+                    let fullRows = blockRows / mr * mr
+                    if directA != nil && fullRows < blockRows {
+                        packA(ic + fullRows, blockRows - fullRows, pc, depth, packedA)
+                    }
+                    @inline(__always) func tile(_ ir: Int, _ jr: Int) {
+                        let tileRows = Swift.min(mr, blockRows - ir), tileCols = Swift.min(nr, blockCols - jr)
+                        let bPanel = packedB + jr * depth
+                        let cTile = c + (ic + ir) * ldc + jc + jr
+                        let full = tileRows == mr && tileCols == nr
+                        let (target, targetStride, targetBeta) = full ? (cTile, ldc, blockBeta) : (edgeTile, nr, Float(0))
+                        if let directA, tileRows == mr {
+                            microKernelRows(depth: depth, a: directA.base + (ic + ir) * directA.lda + pc, lda: directA.lda,
+                                            b: bPanel, c: target, ldc: targetStride, alpha: alpha, beta: targetBeta)
+                        } else {
+                            let aPanel = directA == nil ? aBlock + ir * depth : UnsafePointer(packedA)
+                            microKernel(depth: depth, a: aPanel, aStride: mr, b: bPanel, c: target, ldc: targetStride, alpha: alpha, beta: targetBeta)
+                        }
+                        if !full {
+                            copyEdge(edgeTile, stride: nr, rows: tileRows, columns: tileCols, into: cTile, ldc: ldc, beta: blockBeta)
+                        }
+                    }
                     var jr = 0
                     while jr < blockCols {
-                        let tileCols = Swift.min(nr, blockCols - jr)
-                        let bPanel = packedB + jr * depth
                         var ir = 0
-                        while ir < blockRows {
-                            let tileRows = Swift.min(mr, blockRows - ir)
-                            let aPanel = aBlock + ir * depth
-                            let cTile = c + (ic + ir) * ldc + jc + jr
-                            if tileRows == mr && tileCols == nr {
-                                microKernel(depth: depth, a: aPanel, b: bPanel, c: cTile, ldc: ldc, alpha: alpha, beta: blockBeta)
-                            } else {
-                                microKernel(depth: depth, a: aPanel, b: bPanel, c: edgeTile, ldc: nr, alpha: alpha, beta: 0)
-                                copyEdge(edgeTile, stride: nr, rows: tileRows, columns: tileCols, into: cTile, ldc: ldc, beta: blockBeta)
-                            }
-                            ir += mr
-                        }
+                        while ir < blockRows { tile(ir, jr); ir += mr }
                         jr += nr
                     }
                     ic += mc
@@ -428,17 +450,39 @@ enum PackedGEMM {
         }
     }
 
-    /// The MR x NR tile of a packed A panel and B panel: 12 x 32 where 24 SIMD16 accumulators
-    /// fit in registers (AVX-512's 32 zmm), else 6 x 16 (`RegisterFile.narrow`: AVX2's 16 ymm
-    /// hold 12 accumulators, a broadcast and a row of B). Every element is summed over k in the
-    /// same order either way.
+    /// A row-major A read where it lies: element (i, p) at `base[i * lda + p]`. The kernels
+    /// broadcast A one element at a time from MR rows, and MR contiguous rows stream as well as
+    /// a packed panel does; packing A was a tenth of a Linear layer's GEMM on the Xeon machine
+    /// (every thread packed all of it), and reading it in place measured 1.04-1.28x faster on
+    /// the models' Linear shapes (docs/PERFORMANCE.md).
+    struct DirectA {
+        let base: UnsafePointer<Float>
+        let lda: Int
+    }
+
+    /// The MR x NR tile of a packed A panel (MR rows side by side, one k every `aStride`
+    /// floats) and a packed B panel: 12 x 32 where 24 SIMD16 accumulators fit in registers
+    /// (AVX-512's 32 zmm), else 6 x 16 (`RegisterFile.narrow`: AVX2's 16 ymm hold 12
+    /// accumulators, a broadcast and a row of B). Every element is summed over k in the same
+    /// order either way.
     @inline(__always)
-    static func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+    static func microKernel(depth: Int, a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>,
                             c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
         if RegisterFile.narrow {
-            kernel6x16(depth: depth, a: a, aStride: 6, b: b, bStride: 16, c: c, ldc: ldc, alpha: alpha, beta: beta)
+            kernel6x16(depth: depth, a: a, aStride: aStride, b: b, bStride: 16, c: c, ldc: ldc, alpha: alpha, beta: beta)
         } else {
-            kernel12x32(depth: depth, a: a, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+            kernel12x32(depth: depth, a: a, aStride: aStride, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        }
+    }
+
+    /// The MR x NR tile with A's rows `lda` floats apart and k contiguous (a row-major A in place).
+    @inline(__always)
+    static func microKernelRows(depth: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        if RegisterFile.narrow {
+            kernel6x16Rows(depth: depth, a: a, lda: lda, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
+        } else {
+            kernel12x32(depth: depth, a: a, aStride: 1, aRow: lda, b: b, c: c, ldc: ldc, alpha: alpha, beta: beta)
         }
     }
 
@@ -463,17 +507,30 @@ enum PackedGEMM {
     @inline(never)
     static func kernel6x16(depth: Int, a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, bStride: Int,
                               c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        kernel6x16Body(depth: depth, a: a, aStride: aStride, aRow: 1, b: b, bStride: bStride, c: c, ldc: ldc, alpha: alpha, beta: beta)
+    }
+
+    /// `kernel6x16` reading A in place, row r of the tile at `a + r * lda` (k contiguous).
+    @inline(never)
+    static func kernel6x16Rows(depth: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+                               c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        kernel6x16Body(depth: depth, a: a, aStride: 1, aRow: lda, b: b, bStride: 16, c: c, ldc: ldc, alpha: alpha, beta: beta)
+    }
+
+    @inline(__always)
+    static func kernel6x16Body(depth: Int, a: UnsafePointer<Float>, aStride: Int, aRow: Int, b: UnsafePointer<Float>, bStride: Int,
+                               c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
         var c0 = Vec(), c1 = Vec(), c2 = Vec(), c3 = Vec(), c4 = Vec(), c5 = Vec()
         var ap = a
         var bp = UnsafeRawPointer(b)
         for _ in 0..<depth {
             let b0 = bp.loadUnaligned(as: Vec.self)
             c0.addProduct(Vec(repeating: ap[0]), b0)
-            c1.addProduct(Vec(repeating: ap[1]), b0)
-            c2.addProduct(Vec(repeating: ap[2]), b0)
-            c3.addProduct(Vec(repeating: ap[3]), b0)
-            c4.addProduct(Vec(repeating: ap[4]), b0)
-            c5.addProduct(Vec(repeating: ap[5]), b0)
+            c1.addProduct(Vec(repeating: ap[1 &* aRow]), b0)
+            c2.addProduct(Vec(repeating: ap[2 &* aRow]), b0)
+            c3.addProduct(Vec(repeating: ap[3 &* aRow]), b0)
+            c4.addProduct(Vec(repeating: ap[4 &* aRow]), b0)
+            c5.addProduct(Vec(repeating: ap[5 &* aRow]), b0)
             ap += aStride
             bp += 4 * bStride
         }
@@ -494,7 +551,7 @@ enum PackedGEMM {
 
     /// 12x32 register tile: 24 SIMD16 accumulators, one broadcast of A and 2 loads of B per k.
     @inline(__always)
-    static func kernel12x32(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+    static func kernel12x32(depth: Int, a: UnsafePointer<Float>, aStride: Int = 12, aRow: Int = 1, b: UnsafePointer<Float>,
                            c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
         var c0_0 = SIMD16<Float>()
         var c0_1 = SIMD16<Float>()
@@ -528,40 +585,40 @@ enum PackedGEMM {
             let a0 = SIMD16<Float>(repeating: ap[0])
             c0_0.addProduct(a0, b0)
             c0_1.addProduct(a0, b1)
-            let a1 = SIMD16<Float>(repeating: ap[1])
+            let a1 = SIMD16<Float>(repeating: ap[1 &* aRow])
             c1_0.addProduct(a1, b0)
             c1_1.addProduct(a1, b1)
-            let a2 = SIMD16<Float>(repeating: ap[2])
+            let a2 = SIMD16<Float>(repeating: ap[2 &* aRow])
             c2_0.addProduct(a2, b0)
             c2_1.addProduct(a2, b1)
-            let a3 = SIMD16<Float>(repeating: ap[3])
+            let a3 = SIMD16<Float>(repeating: ap[3 &* aRow])
             c3_0.addProduct(a3, b0)
             c3_1.addProduct(a3, b1)
-            let a4 = SIMD16<Float>(repeating: ap[4])
+            let a4 = SIMD16<Float>(repeating: ap[4 &* aRow])
             c4_0.addProduct(a4, b0)
             c4_1.addProduct(a4, b1)
-            let a5 = SIMD16<Float>(repeating: ap[5])
+            let a5 = SIMD16<Float>(repeating: ap[5 &* aRow])
             c5_0.addProduct(a5, b0)
             c5_1.addProduct(a5, b1)
-            let a6 = SIMD16<Float>(repeating: ap[6])
+            let a6 = SIMD16<Float>(repeating: ap[6 &* aRow])
             c6_0.addProduct(a6, b0)
             c6_1.addProduct(a6, b1)
-            let a7 = SIMD16<Float>(repeating: ap[7])
+            let a7 = SIMD16<Float>(repeating: ap[7 &* aRow])
             c7_0.addProduct(a7, b0)
             c7_1.addProduct(a7, b1)
-            let a8 = SIMD16<Float>(repeating: ap[8])
+            let a8 = SIMD16<Float>(repeating: ap[8 &* aRow])
             c8_0.addProduct(a8, b0)
             c8_1.addProduct(a8, b1)
-            let a9 = SIMD16<Float>(repeating: ap[9])
+            let a9 = SIMD16<Float>(repeating: ap[9 &* aRow])
             c9_0.addProduct(a9, b0)
             c9_1.addProduct(a9, b1)
-            let a10 = SIMD16<Float>(repeating: ap[10])
+            let a10 = SIMD16<Float>(repeating: ap[10 &* aRow])
             c10_0.addProduct(a10, b0)
             c10_1.addProduct(a10, b1)
-            let a11 = SIMD16<Float>(repeating: ap[11])
+            let a11 = SIMD16<Float>(repeating: ap[11 &* aRow])
             c11_0.addProduct(a11, b0)
             c11_1.addProduct(a11, b1)
-            ap += 12
+            ap += aStride
             bp += 128
         }
         let alphaVector = SIMD16<Float>(repeating: alpha)

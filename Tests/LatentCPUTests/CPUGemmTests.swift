@@ -124,6 +124,55 @@ final class CPUGemmTests: XCTestCase {
         }
     }
 
+    /// A row-major A read in place by the kernels (`PackedGEMM.DirectA`) and the same A packed
+    /// give the same bits: MC and KC block edges, fewer than MR rows left over, a padded lda,
+    /// alpha and beta, both B layouts.
+    func testRowMajorAInPlaceIsBitIdenticalToPackedA() {
+        for (m, n, k) in [(13, 33, 7), (12, 32, 256), (25, 70, 300), (200, 100, 260), (5, 40, 9)] {
+            for transB in [Transpose.none, .transposed] {
+                let lda = k + 3, ldb = (transB == .none ? n : k) + 2, ldc = n + 1
+                let a = randomArray(m * lda, seed: UInt64(m * 7 + k)), b = randomArray((transB == .none ? k : n) * ldb, seed: UInt64(n))
+                let start = randomArray(m * ldc, seed: UInt64(m + n + k))
+                let (bRowStride, bColStride) = transB == .none ? (ldb, 1) : (1, ldb)
+                var results: [[Float]] = []
+                for inPlace in [false, true] {
+                    var c = start
+                    let scratch = PackingScratch(capacityB: PackedGEMM.kc * ((n + PackedGEMM.nr - 1) / PackedGEMM.nr * PackedGEMM.nr))
+                    a.withUnsafeBufferPointer { a in
+                        b.withUnsafeBufferPointer { b in
+                            c.withUnsafeMutableBufferPointer { c in
+                                PackedGEMM.multiply(m: m, n: n, k: k, alpha: -0.75, a: a.baseAddress!, aRowStride: lda, aColStride: 1,
+                                                    b: b.baseAddress!, bRowStride: bRowStride, bColStride: bColStride,
+                                                    beta: 0.5, c: c.baseAddress!, ldc: ldc, packedA: scratch.packedA,
+                                                    packedB: scratch.packedB, edgeTile: scratch.edgeTile, aInPlace: inPlace)
+                            }
+                        }
+                    }
+                    results.append(c)
+                }
+                XCTAssertEqual(results[1], results[0], "m\(m) n\(n) k\(k) \(transB)")
+                XCTAssertNotEqual(results[0], start)
+            }
+        }
+        // Both register tiles, whichever this machine uses: rows lda apart against a packed panel.
+        let depth = 29, lda = 41
+        let rowMajor = randomArray(12 * lda, seed: 5), b = randomArray(32 * depth, seed: 6)
+        var packed = [Float](repeating: 0, count: 12 * depth)
+        for p in 0..<depth { for r in 0..<12 { packed[p * 12 + r] = rowMajor[r * lda + p] } }
+        var packed6 = [Float](repeating: 0, count: 6 * depth)
+        for p in 0..<depth { for r in 0..<6 { packed6[p * 6 + r] = rowMajor[r * lda + p] } }
+        var fromPanel = [Float](repeating: 1, count: 12 * 32), inPlace = fromPanel
+        var fromPanel6 = [Float](repeating: 1, count: 6 * 16), inPlace6 = fromPanel6
+        PackedGEMM.kernel12x32(depth: depth, a: packed, b: b, c: &fromPanel, ldc: 32, alpha: 1, beta: 0.5)
+        PackedGEMM.kernel12x32(depth: depth, a: rowMajor, aStride: 1, aRow: lda, b: b, c: &inPlace, ldc: 32, alpha: 1, beta: 0.5)
+        XCTAssertEqual(inPlace, fromPanel)
+        let b16 = randomArray(16 * depth, seed: 7)
+        PackedGEMM.kernel6x16(depth: depth, a: packed6, aStride: 6, b: b16, bStride: 16, c: &fromPanel6, ldc: 16, alpha: 2, beta: 1)
+        PackedGEMM.kernel6x16Rows(depth: depth, a: rowMajor, lda: lda, b: b16, c: &inPlace6, ldc: 16, alpha: 2, beta: 1)
+        XCTAssertNotEqual(inPlace6, [Float](repeating: 1, count: 6 * 16))
+        XCTAssertEqual(inPlace6, fromPanel6)
+    }
+
     func testRejectsStridesThatWouldReadOutOfBounds() throws {
         let backend = CPUBackend(threads: 1)
         let a = try Tensor(zeros: [6], on: backend)
