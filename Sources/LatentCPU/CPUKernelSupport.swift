@@ -1,5 +1,6 @@
 import Foundation
 import LatentCore
+import CLatentSupport
 
 /// The vector type every CPU kernel works in: one AVX-512 register, two AVX2 registers.
 typealias Vec = SIMD16<Float>
@@ -371,26 +372,14 @@ enum VMath {
     /// 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
     static let roundMagic: Float = 12_582_912
 
-    /// Correctly rounded square root in one vsqrtps. `Float.squareRoot()` keeps libm's errno
-    /// path for negative inputs (a branch and a call per lane); on `|x|` it has none, and the
-    /// two selects restore NaN below zero and the sign of -0.
+    /// Correctly rounded square root in one vsqrtps (IEEE: NaN below zero, -0 kept), through
+    /// `latent_sqrt16`: a per-lane `Float.squareRoot()` loop keeps libm's errno path, and
+    /// its selects or its lanes were split into 128- and 256-bit pieces by LLVM.
     @inline(__always)
     static func sqrt(_ x: Vec) -> Vec {
-        var root = Vec()
-        for lane in 0..<16 { root[lane] = x[lane].magnitude.squareRoot() }
-        root = root.replacing(with: .nan, where: x .< 0)
-        return root.replacing(with: x, where: x .== 0)
+        latent_sqrt16(x)
     }
 
-    /// `sqrt` for inputs known to be >= 0 or NaN (second moments): the same results (a -0
-    /// gives +0, which nothing downstream can tell apart), without the two selects, whose
-    /// masks LLVM splits into 128-bit pieces (Adam ran at half speed on them).
-    @inline(__always)
-    static func sqrtOfNonNegative(_ x: Vec) -> Vec {
-        var root = Vec()
-        for lane in 0..<16 { root[lane] = x[lane].magnitude.squareRoot() }
-        return root
-    }
 
     @inline(__always)
     static func exp(_ x: Vec) -> Vec {

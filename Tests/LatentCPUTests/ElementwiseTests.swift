@@ -150,6 +150,26 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(small[0], 1e-10, accuracy: 1e-16)
     }
 
+    /// The vector square root (one instruction through `latent_sqrt16`) is IEEE's: bit for bit
+    /// `Float.squareRoot()` on every lane, NaN below zero, the sign of -0 kept.
+    func testVectorSquareRootIsCorrectlyRounded() {
+        var random = TestRandom(seed: 7)
+        for _ in 0..<2000 {
+            var x = Vec()
+            for lane in 0..<16 { x[lane] = Float(Foundation.exp(Double(random.uniform(-80, 80)))) }
+            let root = VMath.sqrt(x)
+            for lane in 0..<16 { XCTAssertEqual(root[lane].bitPattern, x[lane].squareRoot().bitPattern) }
+        }
+        let special = VMath.sqrt(Vec(0, -0.0, .infinity, -.infinity, .nan, -1, 1, 4, 2, 1e-30, 0.25, 9, 16, 1e30, -1e-30, 100))
+        XCTAssertEqual(special[0].bitPattern, Float(0).bitPattern)
+        XCTAssertEqual(special[1].bitPattern, Float(-0.0).bitPattern)
+        XCTAssertEqual(special[2], .infinity)
+        XCTAssertTrue(special[3].isNaN && special[4].isNaN && special[5].isNaN && special[14].isNaN)
+        XCTAssertEqual(special[6], 1)
+        XCTAssertEqual(special[7], 2)
+        XCTAssertEqual(special[15], 10)
+    }
+
     func testFillCopyAndBlocks() throws {
         let f = Fixture()
         var random = TestRandom(seed: 25)
