@@ -6,7 +6,17 @@ import Foundation
 // and SIMD16.addingProduct lowers to scalar fmaf calls. LATENT_PORTABLE=1 builds
 // for the toolchain's default target instead (a binary that runs on any x86-64/arm64).
 let portable = ProcessInfo.processInfo.environment["LATENT_PORTABLE"].map { $0 != "" && $0 != "0" } ?? false
-let speed: [SwiftSetting] = (portable ? [] : [.unsafeFlags(["-target-cpu", "native"])])
+// On x86-64 also turn off LLVM's "prefer 256-bit vectors" tuning, which its models of
+// Intel's AVX-512 cores carry: with it LLVM re-vectorised the SIMD16 arithmetic it had
+// scalarised (BCE's log and log1p, Adam's divisions) in 8-, 4- and 1-lane pieces, and the BCE
+// loss ran 4x slower on the Xeon machine. (A Clang target feature: Swift's code generation
+// takes its target options from the Clang importer.)
+#if arch(x86_64)
+let wideVectors = ["-Xcc", "-Xclang", "-Xcc", "-target-feature", "-Xcc", "-Xclang", "-Xcc", "-prefer-256-bit"]
+#else
+let wideVectors: [String] = []
+#endif
+let speed: [SwiftSetting] = (portable ? [] : [.unsafeFlags(["-target-cpu", "native"] + wideVectors)])
     + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
 let cSpeed: [CSetting] = portable ? [] : [.unsafeFlags(["-march=native"])]
 // The libraries are optimised in debug builds too: `swift test` builds debug, and the
