@@ -409,15 +409,13 @@ enum PackedGEMM {
                     if let prepackedA {
                         aBlock = prepackedA + prepackedOffset(ic: ic, rows: blockRows, pc: pc, k: k)
                     } else if directA != nil {
+                        // In place, only A's last rows (fewer than MR) go through a zero-padded panel.
+                        let fullRows = blockRows / mr * mr
+                        if fullRows < blockRows { packA(ic + fullRows, blockRows - fullRows, pc, depth, packedA) }
                         aBlock = UnsafePointer(packedA)
                     } else {
                         packA(ic, blockRows, pc, depth, packedA)
                         aBlock = UnsafePointer(packedA)
-                    }
-                    // In place, A's last rows (fewer than MR) still go through a zero-padded panel.
-                    let fullRows = blockRows / mr * mr
-                    if directA != nil && fullRows < blockRows {
-                        packA(ic + fullRows, blockRows - fullRows, pc, depth, packedA)
                     }
                     @inline(__always) func tile(_ ir: Int, _ jr: Int) {
                         let tileRows = Swift.min(mr, blockRows - ir), tileCols = Swift.min(nr, blockCols - jr)
@@ -429,7 +427,7 @@ enum PackedGEMM {
                             microKernelRows(depth: depth, a: directA.base + (ic + ir) * directA.lda + pc, lda: directA.lda,
                                             b: bPanel, c: target, ldc: targetStride, alpha: alpha, beta: targetBeta)
                         } else {
-                            let aPanel = directA == nil ? aBlock + ir * depth : UnsafePointer(packedA)
+                            let aPanel = directA == nil ? aBlock + ir * depth : aBlock
                             microKernel(depth: depth, a: aPanel, aStride: mr, b: bPanel, c: target, ldc: targetStride, alpha: alpha, beta: targetBeta)
                         }
                         if !full {

@@ -380,7 +380,6 @@ enum VMath {
         latent_sqrt16(x)
     }
 
-
     @inline(__always)
     static func exp(_ x: Vec) -> Vec {
         // (`clamped` and `pointwiseMin` are not inlined; comparisons and selects are.)
