@@ -451,8 +451,9 @@ enum PackedGEMM {
     /// A row-major A read where it lies: element (i, p) at `base[i * lda + p]`. The kernels
     /// broadcast A one element at a time from MR rows, and MR contiguous rows stream as well as
     /// a packed panel does; packing A was a tenth of a Linear layer's GEMM on the Xeon machine
-    /// (every thread packed all of it), and reading it in place measured 1.04-1.28x faster on
-    /// the models' Linear shapes (docs/PERFORMANCE.md).
+    /// (every thread packed all of it). Reading it in place measured 1.04-1.10x on the models'
+    /// Linear shapes and 1.22-1.28x at 256^3 in an in-process A/B, 0.98-1.11x (within noise)
+    /// in `Benchmarks/compare-ops.py` (docs/PERFORMANCE.md).
     struct DirectA {
         let base: UnsafePointer<Float>
         let lda: Int
