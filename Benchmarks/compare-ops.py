@@ -8,7 +8,8 @@ the rounds and the ratios first / other (above 1: the other side is faster).
     Benchmarks/compare-ops.py 3 elementwise "" /tmp/latent-old .build/release/latent
 
 A SIDE is a `latent` binary, optionally preceded by environment settings and a colon
-(`NAME=VALUE,NAME2=VALUE2:binary`). THREADS sets --threads (default 2). On the shared
+(`NAME=VALUE,NAME2=VALUE2:binary`). THREADS sets --threads (default 2); BACKEND the backend
+(default cpu; `BACKEND=opencl` for the OpenCL rows, e.g. between LATENT_OPENCL_TUNE settings). On the shared
 machines here the same binary differs by up to 1.5x between rounds on sub-millisecond rows:
 read small differences with that in mind, and use more rounds.
 """
@@ -38,8 +39,8 @@ def main():
     for _ in range(rounds):
         for side in sides:
             env, binary = parse(side)
-            command = [binary, "bench", "ops", "--backend", "cpu", "--threads", os.environ.get("THREADS", "2"),
-                       "--group", groups, "--json"]
+            command = [binary, "bench", "ops", "--backend", os.environ.get("BACKEND", "cpu"),
+                       "--threads", os.environ.get("THREADS", "2"), "--group", groups, "--json"]
             if text:
                 command += ["--filter", text]
             result = json.loads(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)

@@ -57,8 +57,9 @@ extension OpenCLBackend {
         let depth = Swift.max(k, 1) // k == 0: one zero slice, so that C = beta * C
         switch config.gemm {
         case .block:
-            let mp = roundUp(m, config.gemmRows), np = roundUp(n, 16)
-            return GemmPlan(mPadded: mp, nPadded: np, kPadded: depth, panelA: config.gemmRows, panelB: 16)
+            let rows = config.blockRows(m: m, n: n, k: k)
+            let mp = roundUp(m, rows), np = roundUp(n, 16)
+            return GemmPlan(mPadded: mp, nPadded: np, kPadded: depth, panelA: rows, panelB: 16)
         case .tiled:
             let mp = roundUp(m, config.tileM), np = roundUp(n, config.tileN)
             return GemmPlan(mPadded: mp, nPadded: np, kPadded: roundUp(depth, config.tileK), panelA: mp, panelB: np)
@@ -78,7 +79,7 @@ extension OpenCLBackend {
         let bias: Argument = .optionalView(c.bias, placeholder: try placeholder())
         switch config.gemm {
         case .block:
-            try enqueue(.gemm, "gemm_block", global: [plan.nPadded / 16, plan.mPadded / config.gemmRows], [
+            try enqueue(.gemm, "gemm_block", gemmRows: plan.panelA, global: [plan.nPadded / 16, plan.mPadded / plan.panelA], [
                 .int(plan.kPadded), .mem(packedA), .mem(packedB), .int(m), .int(n), .float(alpha), .float(beta),
                 .mem(c.mem), .int(c.offset), .int(c.ldc), .int(c.columnsPerBlock), .int(c.blockStride), bias,
             ])

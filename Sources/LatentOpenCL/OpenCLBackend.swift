@@ -233,9 +233,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         return buffer.mem
     }
 
-    /// Build options of a file on this device.
-    func options(for file: KernelFile) -> String {
-        var options = "-cl-std=CL1.2 " + config.defines
+    /// Build options of a file on this device (`gemmRows`: gemm.cl's build for those rows).
+    func options(for file: KernelFile, gemmRows: Int? = nil) -> String {
+        var options = "-cl-std=CL1.2 " + config.defines(gemmRows: gemmRows)
         if file.needsCorrectRounding && device.correctlyRoundedDivideSqrt {
             options += " -cl-fp32-correctly-rounded-divide-sqrt"
         }
@@ -249,13 +249,16 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     public func buildAll() throws {
         try withLock {
             for file in KernelFile.allCases { _ = try shared.program(file, options: options(for: file)) }
+            if config.gemm == .block && config.gemmRowsLarge != config.gemmRows {
+                _ = try shared.program(.gemm, options: options(for: .gemm, gemmRows: config.gemmRowsLarge))
+            }
         }
     }
 
-    private func kernel(_ file: KernelFile, _ name: String) throws -> cl_kernel {
-        let key = file.rawValue + ":" + name
+    private func kernel(_ file: KernelFile, _ name: String, gemmRows: Int?) throws -> cl_kernel {
+        let key = file.rawValue + ":" + name + (gemmRows.map { ":\($0)" } ?? "")
         if let kernel = kernels[key] { return kernel }
-        let program = try shared.program(file, options: options(for: file))
+        let program = try shared.program(file, options: options(for: file, gemmRows: gemmRows))
         var status: cl_int = 0
         guard let kernel = latent_clCreateKernel(program.program, name, &status), status == CL_SUCCESS else {
             throw LatentError.backend("OpenCL has no kernel \(name) in \(KernelSourceStore.displayName(file.rawValue)): \(CL.errorName(status))")
@@ -266,9 +269,11 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Sets the arguments and enqueues `name` from `file` (call with the lock held). A global
     /// size is rounded up to a multiple of the local size; an empty range enqueues nothing.
-    func enqueue(_ file: KernelFile, _ name: String, global: [Int], local: [Int]? = nil, _ arguments: [Argument]) throws {
+    /// `gemmRows` picks the build of `file` with that GEMM_ROWS (default: the configured one).
+    func enqueue(_ file: KernelFile, _ name: String, gemmRows: Int? = nil, global: [Int], local: [Int]? = nil,
+                 _ arguments: [Argument]) throws {
         guard !global.contains(where: { $0 <= 0 }) else { return }
-        let kernel = try kernel(file, name)
+        let kernel = try kernel(file, name, gemmRows: gemmRows == config.gemmRows ? nil : gemmRows)
         var index: cl_uint = 0
         func set<T>(_ value: T) throws {
             var copy = value

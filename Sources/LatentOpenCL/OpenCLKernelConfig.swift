@@ -26,6 +26,10 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     public var convolution: ConvolutionVariant = .automatic
     /// gemm_block: rows of C per work-item (columns are one float16).
     public var gemmRows = 8
+    /// gemm_block's rows for a plain SGEMM whose m, n and k all reach `gemmLargeMinimum`
+    /// (gemm.cl built a second time with this GEMM_ROWS); batch-inner convolutions keep `gemmRows`.
+    public var gemmRowsLarge = 8
+    public var gemmLargeMinimum = 512
     /// gemm_tiled: C tile per work-group, depth of a local-memory slice, work per work-item.
     public var tileM = 64
     public var tileN = 64
@@ -45,12 +49,23 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// The block is `gemmRows` float16 accumulators: 8 where a float16 is one register
     /// (AVX-512: 8 of 32 zmm), 6 where it takes two of 16 (AVX2: 12 ymm; 8 rows spill, and
     /// measured 45 against 110 GFLOP/s at 1024^3 on PoCL).
+    ///
+    /// Large SGEMMs take 12 rows where a float16 is one register: 8 accumulators are just
+    /// the 8 FMAs in flight that two 4-cycle FMA units need, so any stall idles a unit; 12
+    /// leave slack. Measured on an Intel Xeon (PoCL, 2 cores): 1024^3 1.05-1.47x, 2048^3
+    /// 1.38-1.57x the 8 rows; but 0.64-0.72x on vae-fc's batch-128 Linear layers, where
+    /// fewer, shorter work-items split badly over the cores, hence the size threshold.
     public static func defaults(for device: OpenCLDeviceInfo) -> OpenCLKernelConfig {
         let gpuClass = device.kind == .gpu && device.dedicatedLocalMemory
         var reduce = gpuClass ? 256 : 64
         while reduce > max(1, device.maxWorkGroupSize) { reduce /= 2 }
         var config = OpenCLKernelConfig(gemm: gpuClass ? .tiled : .block, reduceGroup: reduce)
-        if !gpuClass && (1..<16).contains(device.nativeFloatVectorWidth) { config.gemmRows = 6 }
+        if !gpuClass && (1..<16).contains(device.nativeFloatVectorWidth) {
+            config.gemmRows = 6
+            config.gemmRowsLarge = 6
+        } else if !gpuClass {
+            config.gemmRowsLarge = 12
+        }
         return config
     }
 
@@ -71,13 +86,18 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
             config.convolution = variant
         }
         if let value = environment["LATENT_OPENCL_TUNE"], !value.isEmpty {
+            // GEMM_ROWS sets both row counts wherever it stands; GEMM_ROWS_LARGE then overrides.
+            var largeRows: Int?
+            defer { if let largeRows { config.gemmRowsLarge = largeRows } }
             for item in value.split(separator: ",") {
                 let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard parts.count == 2, let number = Int(parts[1]), number > 0 else {
                     throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: \"\(item)\" is not NAME=positive integer")
                 }
                 switch parts[0].uppercased() {
-                case "GEMM_ROWS": config.gemmRows = number
+                case "GEMM_ROWS": config.gemmRows = number; config.gemmRowsLarge = number
+                case "GEMM_ROWS_LARGE": largeRows = number
+                case "GEMM_LARGE_MIN": config.gemmLargeMinimum = number
                 case "TILE_M": config.tileM = number
                 case "TILE_N": config.tileN = number
                 case "TILE_K": config.tileK = number
@@ -85,7 +105,7 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
                 case "WPT_N": config.wptN = number
                 case "REDUCE_WG": config.reduceGroup = number
                 default:
-                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: unknown tunable \(parts[0]) (GEMM_ROWS, TILE_M, TILE_N, TILE_K, WPT_M, WPT_N, REDUCE_WG)")
+                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: unknown tunable \(parts[0]) (GEMM_ROWS, GEMM_ROWS_LARGE, GEMM_LARGE_MIN, TILE_M, TILE_N, TILE_K, WPT_M, WPT_N, REDUCE_WG)")
                 }
             }
         }
@@ -95,6 +115,9 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// Throws unless the kernels can run with these values on `device`.
     func validate(for device: OpenCLDeviceInfo) throws {
         guard (1...16).contains(gemmRows) else { throw LatentError.invalidArgument("GEMM_ROWS must be 1...16, got \(gemmRows)") }
+        guard (1...16).contains(gemmRowsLarge) else {
+            throw LatentError.invalidArgument("GEMM_ROWS_LARGE must be 1...16, got \(gemmRowsLarge)")
+        }
         guard tileM % wptM == 0, tileN % wptN == 0 else {
             throw LatentError.invalidArgument("TILE_M and TILE_N must be multiples of WPT_M and WPT_N")
         }
@@ -107,15 +130,22 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// `-D` defines of every tunable.
-    var defines: String {
-        "-D REDUCE_WG=\(reduceGroup) -D GEMM_ROWS=\(gemmRows) -D TILE_M=\(tileM) -D TILE_N=\(tileN) -D TILE_K=\(tileK) "
+    /// gemm_block's rows for an SGEMM of this size.
+    func blockRows(m: Int, n: Int, k: Int) -> Int {
+        Swift.min(m, n, k) >= gemmLargeMinimum ? gemmRowsLarge : gemmRows
+    }
+
+    /// `-D` defines of every tunable (GEMM_ROWS = `rows`, default `gemmRows`).
+    func defines(gemmRows rows: Int? = nil) -> String {
+        "-D REDUCE_WG=\(reduceGroup) -D GEMM_ROWS=\(rows ?? gemmRows) -D TILE_M=\(tileM) -D TILE_N=\(tileN) -D TILE_K=\(tileK) "
             + "-D WPT_M=\(wptM) -D WPT_N=\(wptN)"
     }
 
     public var description: String {
         switch gemm {
-        case .block: return "gemm block \(gemmRows)x16, reduce \(reduceGroup)"
+        case .block:
+            let large = gemmRowsLarge == gemmRows ? "" : " (\(gemmRowsLarge)x16 from \(gemmLargeMinimum)^3)"
+            return "gemm block \(gemmRows)x16\(large), reduce \(reduceGroup)"
         case .tiled: return "gemm tiled \(tileM)x\(tileN)x\(tileK) (\(wptM)x\(wptN) per item), reduce \(reduceGroup)"
         }
     }

@@ -89,6 +89,26 @@ final class DiscoveryAndBuildTests: XCTestCase {
         config = OpenCLKernelConfig.defaults(for: device)
         config.reduceGroup = 48
         XCTAssertThrowsError(try config.validate(for: device))
+        config = OpenCLKernelConfig.defaults(for: device)
+        config.gemmRowsLarge = 17
+        XCTAssertThrowsError(try config.validate(for: device))
+    }
+
+    /// The block SGEMM's rows follow the device's native float vector: 6 where a float16
+    /// takes two registers, 8 where it takes one, and then 12 from the large threshold on.
+    func testBlockRowsFollowTheVectorWidth() throws {
+        let device = try OpenCLTestDevice.backend().device
+        let config = OpenCLKernelConfig.defaults(for: device)
+        guard config.gemm == .block else { throw XCTSkip("a GPU-class device: the tiled SGEMM") }
+        if device.nativeFloatVectorWidth >= 16 || device.nativeFloatVectorWidth == 0 {
+            XCTAssertEqual([config.gemmRows, config.gemmRowsLarge], [8, 12])
+        } else {
+            XCTAssertEqual([config.gemmRows, config.gemmRowsLarge], [6, 6])
+        }
+        let limit = config.gemmLargeMinimum
+        XCTAssertEqual(config.blockRows(m: limit, n: limit, k: limit), config.gemmRowsLarge)
+        XCTAssertEqual(config.blockRows(m: limit - 1, n: 4 * limit, k: 4 * limit), config.gemmRows)
+        XCTAssertEqual(config.blockRows(m: 4 * limit, n: 4 * limit, k: limit - 1), config.gemmRows)
     }
 
     /// Other tile sizes (through the same -D tunables) still match the CPU.

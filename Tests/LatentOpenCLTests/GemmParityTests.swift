@@ -12,7 +12,10 @@ final class GemmParityTests: XCTestCase {
     ]
 
     func check(_ variant: OpenCLKernelConfig.GemmVariant) throws {
-        let pair = Pair(try OpenCLTestDevice.backend(variant))
+        try check(Pair(try OpenCLTestDevice.backend(variant)), "\(variant)")
+    }
+
+    func check(_ pair: Pair, _ variant: String) throws {
         var random = TestRandom(seed: 11)
         for (m, n, k) in Self.shapes {
             for transA in [Transpose.none, .transposed] {
@@ -47,6 +50,34 @@ final class GemmParityTests: XCTestCase {
     }
 
     func testBlockVariant() throws { try check(.block) }
+
+    /// The large-SGEMM build of gemm.cl (GEMM_ROWS_LARGE), from every size on: 12 rows
+    /// (this device class's default) and 7 (panels that divide nothing here).
+    func testBlockVariantLargeRows() throws {
+        let device = try OpenCLTestDevice.backend().device
+        for rows in [12, 7] {
+            var config = OpenCLKernelConfig(gemm: .block, reduceGroup: 64)
+            config.gemmRowsLarge = rows
+            config.gemmLargeMinimum = 1
+            XCTAssertEqual(config.blockRows(m: 7, n: 13, k: 5), rows)
+            XCTAssertEqual(config.blockRows(m: 3, n: 200, k: 0), config.gemmRows)
+            try check(Pair(try OpenCLBackend(device: device, config: config)), "\(config)")
+        }
+    }
+
+    /// The default threshold: a 517 x 530 x 515 product (every extent past 512, none a
+    /// multiple of 12 or 16) through whichever rows the device's defaults pick.
+    func testLargeProductWithDefaultRows() throws {
+        let pair = Pair(try OpenCLTestDevice.backend(.block))
+        XCTAssertEqual(pair.cl.config.blockRows(m: 517, n: 530, k: 515), pair.cl.config.gemmRowsLarge)
+        var random = TestRandom(seed: 5)
+        let (m, n, k) = (517, 530, 515)
+        let a = try pair.buffers(random.array(m * k)), b = try pair.buffers(random.array(k * n))
+        let c = try pair.buffers(random.array(m * n))
+        try pair.cpu.gemm(transA: .none, transB: .none, m: m, n: n, k: k, alpha: 1, a: a.cpu, lda: k, b: b.cpu, ldb: n, beta: 0.5, c: c.cpu, ldc: n)
+        try pair.cl.gemm(transA: .none, transB: .none, m: m, n: n, k: k, alpha: 1, a: a.cl, lda: k, b: b.cl, ldb: n, beta: 0.5, c: c.cl, ldc: n)
+        try pair.assertSame(c, tolerance: 1e-5, "\(pair.cl.config)")
+    }
     func testTiledVariant() throws { try check(.tiled) }
 
     /// Views of another backend and wrong sizes are errors, not device faults.
