@@ -22,6 +22,10 @@ extension CPUBackend {
             winogradForward(geometry, x: x, w: w, bias: b.map { UnsafePointer($0) }, y: y)
             return
         }
+        if usesWinograd3x3(geometry, .forward) {
+            winograd3x3Forward(geometry, x: x, w: w, bias: b.map { UnsafePointer($0) }, y: y)
+            return
+        }
         if usesBatchInner(geometry, .forward) {
             batchInnerForward(geometry, x: x, w: w, bias: b.map { UnsafePointer($0) }, y: y)
             return
@@ -78,6 +82,10 @@ extension CPUBackend {
         let b = try bias?.cpuPointer()
         if usesWinograd(geometry, .backwardData) {
             winogradBackwardData(geometry, dy: dy, w: w, bias: b.map { UnsafePointer($0) }, dx: dx, accumulate: accumulate)
+            return
+        }
+        if usesWinograd3x3(geometry, .backwardData) {
+            winograd3x3BackwardData(geometry, dy: dy, w: w, bias: b.map { UnsafePointer($0) }, dx: dx, accumulate: accumulate)
             return
         }
         if usesBatchInner(geometry, .backwardData) {
@@ -139,6 +147,10 @@ extension CPUBackend {
         let x = try input.cpuPointer(), dy = try gradOutput.cpuPointer(), dw = try gradWeight.cpuPointer()
         if usesWinograd(geometry, .backwardWeights) {
             winogradBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
+            return
+        }
+        if usesWinograd3x3(geometry, .backwardWeights) {
+            winograd3x3BackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
             return
         }
         if usesBatchInner(geometry, .backwardWeights) {

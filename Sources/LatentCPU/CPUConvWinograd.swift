@@ -165,11 +165,13 @@ enum WinogradF42 {
     }
 }
 
-/// One Winograd problem: 25 GEMMs M_e (rows x columns) = U_e (rows x depth) * V_e (depth x
+/// One Winograd problem: 25 (or 36) GEMMs M_e (rows x columns) = U_e (rows x depth) * V_e (depth x
 /// columns), columns = tiles x lanes, in `PackedGEMM`'s panel formats so that the transforms
 /// write straight into what the micro-kernel reads.
 struct WinogradPlan {
     let rows: Int, depth: Int, tiles: Int, lanes: Int
+    /// Transform points: 25 for F(4x4, 2x2), 36 for F(4x4, 3x3).
+    var points = WinogradF42.points
     var columns: Int { tiles * lanes }
     var paddedRows: Int { (rows + PackedGEMM.mr - 1) / PackedGEMM.mr * PackedGEMM.mr }
     var paddedColumns: Int { (columns + PackedGEMM.nr - 1) / PackedGEMM.nr * PackedGEMM.nr }
@@ -244,24 +246,24 @@ struct WinogradPlan {
         // Spare columns of the last panel hold zeros (their products are never read, but
         // must not be NaN from stale scratch).
         if paddedColumns > columns {
-            for e in 0..<WinogradF42.points {
+            for e in 0..<points {
                 for k in 0..<depth {
                     let row = inputs + inputIndex(point: e, k: k, column: columns - columns % nr)
                     (row + columns % nr).update(repeating: 0, count: paddedColumns - columns)
                 }
             }
         }
-        WinogradF42.multiply(rowPanels: paddedRows / mr, columnPanels: paddedColumns / nr, depth: depth,
+        WinogradF42.multiply(points: points, rowPanels: paddedRows / mr, columnPanels: paddedColumns / nr, depth: depth,
                              a: filters, aStride: filterStride, b: inputs, bStride: inputStride,
                              c: products, cStride: productStride, ldc: paddedColumns, parallel: parallel)
     }
 }
 
 extension WinogradF42 {
-    /// C_e (row-major, `ldc`) = A_e B_e for the 25 points, A_e in MR-row panels and B_e in
+    /// C_e (row-major, `ldc`) = A_e B_e for `points` points, A_e in MR-row panels and B_e in
     /// NR-column panels (k-major, `depth` deep), items of (point, four column panels)
     /// claimed by whichever thread is free.
-    static func multiply(rowPanels: Int, columnPanels: Int, depth: Int, a: UnsafePointer<Float>, aStride: Int,
+    static func multiply(points: Int = WinogradF42.points, rowPanels: Int, columnPanels: Int, depth: Int, a: UnsafePointer<Float>, aStride: Int,
                          b: UnsafePointer<Float>, bStride: Int, c: UnsafeMutablePointer<Float>, cStride: Int, ldc: Int,
                          parallel: CPUParallel) {
         let (mr, nr, kc) = (PackedGEMM.mr, PackedGEMM.nr, PackedGEMM.kc)
@@ -380,13 +382,25 @@ extension CPUBackend {
                                         pack: (_ alongside: (_ chunk: Int, _ chunks: Int) -> Void) -> Void,
                                         taps: (_ row: Int, _ k: Int) -> (Float, Float, Float, Float),
                                         _ body: (UnsafePointer<Float>) -> R) -> R {
+        withoutActuallyEscaping(taps) { taps in
+            withWinogradFilters(pass, g, weights: w, plan: plan, pack: pack, fill: { filters, chunk, chunks in
+                plan.fillFilters(filters, chunk: chunk, of: chunks, taps: taps)
+            }, body)
+        }
+    }
+
+    /// The same for any transform: `fill(filters, chunk, chunks)` builds a thread's share.
+    func withWinogradFilters<R>(_ pass: ConvPass, _ g: ConvGeometry, weights w: UnsafePointer<Float>, plan: WinogradPlan,
+                                pack: (_ alongside: (_ chunk: Int, _ chunks: Int) -> Void) -> Void,
+                                fill: (_ filters: UnsafeMutablePointer<Float>, _ chunk: Int, _ chunks: Int) -> Void,
+                                _ body: (UnsafePointer<Float>) -> R) -> R {
         let key = WinogradFilterCache.Key(pass: pass, geometry: g, weights: w)
-        let cached = winogradFilters.checkOut(key, weightCount: g.weightCount, filterCount: WinogradF42.points * plan.filterStride)
+        let cached = winogradFilters.checkOut(key, weightCount: g.weightCount, filterCount: plan.points * plan.filterStride)
         defer { winogradFilters.checkIn(key, cached) }
         let filters = cached.filters, reuse = cached.holds(w)
-        withoutActuallyEscaping(taps) { taps in
+        withoutActuallyEscaping(fill) { fill in
             pack { chunk, chunks in
-                if !reuse { plan.fillFilters(filters, chunk: chunk, of: chunks, taps: taps) }
+                if !reuse { fill(filters, chunk, chunks) }
             }
         }
         if !reuse { cached.record(w) }
