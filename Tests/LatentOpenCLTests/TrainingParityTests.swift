@@ -126,18 +126,22 @@ final class TrainingParityTests: XCTestCase {
     /// included (OptimizerParityTests), so what differs comes in with the gradients.
     ///
     /// After one step every parameter and buffer agrees to 1e-4 (issue 3's bound; measured
-    /// 1.3e-5 at worst, fc_mu.weight). No gradient element outside the normalised biases
-    /// changes sign; the parameters that differ by more than 1e-6 all have |g| <= 2.7e-7,
-    /// within 30 eps, where Adam's step lr * g / (|g| + eps) depends on g's size, and where a
-    /// gradient that is a cancellation of larger terms carries up to 56% rounding error on
-    /// either backend (1e-5 norm-relative for the whole tensor, checked below).
+    /// 1.1e-5 at worst, fc_mu.weight) on the elements whose gradient is more than 1e-5 of its
+    /// tensor's largest. Below that Adam's step lr * g / (|g| + eps) follows rounding: with
+    /// the CPU's Winograd F(4x4, 3x3) weight gradient (rounding about 3e-6 of the largest
+    /// value, within the 1e-5 gradient bound checked below) one element of encoder.6.weight,
+    /// |g| = 3e-7 of a largest 0.63, has opposite signs on the two backends and alone puts the
+    /// whole tensor 3.0e-4 apart (measured 2026-12-02; 8.9e-7 with the direct kernels).
     ///
     /// Every later step feeds those differences forward, and Adam divides each gradient by its
     /// own running RMS, so a small element's rounding becomes a full-size change of its step:
     /// measured worst (norm-relative) 6.2e-5 after two steps and 1.07e-3 after five
-    /// (decoder.1.weight; fc_mu.weight 9.6e-4, encoder.3.weight 8.3e-4), asserted at 2e-3.
+    /// (decoder.1.weight; fc_mu.weight 9.6e-4, encoder.3.weight 8.3e-4) with the CPU's direct
+    /// 3x3 kernels; with its Winograd F(4x4, 3x3) (larger rounding in the seed) 1.72e-3
+    /// (decoder.1.weight; encoder.3.weight 1.42e-3), asserted at 3e-3.
     /// BatchNorm's shifts start at zero, so they are nothing but the five Adam steps and their
-    /// error is the steps' own: 5.0e-3 (encoder.1.bias), asserted at 1e-2.
+    /// error is the steps' own: 5.0e-3 (encoder.1.bias) with the direct kernels, 9.2e-3
+    /// (encoder.4.bias) with Winograd, asserted at 1.5e-2.
     /// The running means are left out there: they follow the normalised biases, whose noise
     /// gradients Adam turns into steps of lr in either direction (4.5e-3 after five steps).
     /// Digit-like inputs do not help: with anti-aliased strokes (11% of pixels lit) at the
@@ -156,12 +160,21 @@ final class TrainingParityTests: XCTestCase {
         assertScaled(actual.losses, expected.losses, tolerance: 1e-4, "conv VAE losses")
         assertGradientsMatch(actual, expected)
         XCTAssertEqual(actual.firstParameters.count, expected.firstParameters.count)
+        let gradients = Dictionary(uniqueKeysWithValues: expected.firstGradients)
         for (a, e) in zip(actual.firstParameters, expected.firstParameters) where !Self.normalizedBiases.contains(e.0) {
-            XCTAssertLessThanOrEqual(normRelativeError(a.1, e.1), 1e-4, "conv VAE \(e.0) after 1 Adam step")
+            // Adam's first step is lr * g / (|g| + eps): an element whose gradient is within the
+            // backends' rounding of zero (1e-5 of its tensor's largest) steps +-lr either way on
+            // either backend. Those are left out here, and must be rare.
+            let gradient = gradients[e.0] ?? []
+            let floor = 1e-5 * (gradient.map(abs).max() ?? 0)
+            let determined = e.1.indices.filter { gradient.isEmpty || abs(gradient[$0]) > floor }
+            XCTAssertLessThanOrEqual(e.1.count - determined.count, Swift.max(2, e.1.count / 10_000), "conv VAE \(e.0): gradients near zero")
+            XCTAssertLessThanOrEqual(normRelativeError(determined.map { a.1[$0] }, determined.map { e.1[$0] }), 1e-4,
+                                     "conv VAE \(e.0) after 1 Adam step")
         }
         let batchNormShifts: Set<String> = ["encoder.1.bias", "encoder.4.bias", "encoder.7.bias"]
         for (a, e) in zip(actual.parameters, expected.parameters) where !Self.normalizedBiases.contains(e.0) && !e.0.hasSuffix("running_mean") {
-            let bound = batchNormShifts.contains(e.0) ? 1e-2 : 2e-3
+            let bound = batchNormShifts.contains(e.0) ? 1.5e-2 : 3e-3
             XCTAssertLessThanOrEqual(normRelativeError(a.1, e.1), bound, "conv VAE \(e.0) after 5 Adam steps")
         }
     }
