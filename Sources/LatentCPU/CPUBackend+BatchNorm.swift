@@ -1,3 +1,4 @@
+import CLatentSupport
 import LatentCore
 
 /// Batch normalisation with PyTorch's CPU semantics: statistics summed in Double (PyTorch's
@@ -62,6 +63,7 @@ extension CPUBackend {
                         var sum: Double = 0
                         for s in 0..<batch {
                             let row = x + (s * channels + c) * spatial
+                            if s + 2 < batch { latent_prefetch(row + 2 * channels * spatial, spatial * 4) }
                             var acc = Vec()
                             vectorLoop(0..<spatial) { i, lanes in acc += Vec.load(row + i, lanes) }
                             sum += acc.doubleSum()
@@ -171,6 +173,11 @@ extension CPUBackend {
                 var sum: Double = 0, dot: Double = 0
                 for s in 0..<batch {
                     let offset = (s * channels + c) * spatial
+                    if s + 2 < batch {
+                        let ahead = offset + 2 * channels * spatial
+                        latent_prefetch(dy + ahead, spatial * 4)
+                        latent_prefetch(x + ahead, spatial * 4)
+                    }
                     var accSum = Vec(), accDot = Vec()
                     vectorLoop(0..<spatial) { i, lanes in
                         let dyv = Vec.load(dy + offset + i, lanes)

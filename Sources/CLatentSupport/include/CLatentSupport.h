@@ -19,4 +19,15 @@ static inline __attribute__((always_inline)) latent_float16 latent_sqrt16(latent
     return __builtin_elementwise_sqrt(x);
 }
 
+/// Asks for the cache lines of `bytes` bytes from `p` (at most 16 lines) ahead of a read.
+/// Batch norm reads each channel as N runs of H*W floats a whole image apart; runs of 49 or
+/// 196 floats are too short for the hardware prefetcher to follow, and every run waited on
+/// memory (most of batch norm's time in the conv VAE on the Xeon machine).
+static inline __attribute__((always_inline)) void latent_prefetch(const void *p, long bytes) {
+    const char *c = (const char *)p;
+    if (bytes > 1024) bytes = 1024;
+    for (long offset = 0; offset < bytes; offset += 64) __builtin_prefetch(c + offset, 0, 3);
+    __builtin_prefetch(c + bytes - 1, 0, 3);
+}
+
 #endif
