@@ -345,3 +345,154 @@ __kernel void bi_conv_backward_weights(__global const float *xs, int Cin, int kh
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions, forward and backward-data: the CPU
+// backend's transforms (Sources/LatentCPU/CPUConvWinograd3x3.swift) on the batch-inner
+// layout, 16 images per float16. A 4x4 output tile comes from a 6x6 input tile with 36
+// multiplies per channel pair. Point e = 6x + y; column j = tile * lanes + image. The 36
+// products M_e = U_e V_e run in one launch of w3_multiply (gemm_block's scheme): U_e in
+// GEMM_ROWS-row panels (k-major, rows past R zero), V_e and M_e row-major, J columns.
+//     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+//     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+//     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+
+inline void w3_input6(const float16 d[6], float16 r[6]) {
+    const float16 a = fma((float16)(-4.0f), d[2], d[4]), b = fma((float16)(-4.0f), d[1], d[3]);
+    const float16 c = d[4] - d[2], e = 2.0f * (d[3] - d[1]);
+    r[0] = fma((float16)(4.0f), d[0], fma((float16)(-5.0f), d[2], d[4]));
+    r[1] = a + b; r[2] = a - b; r[3] = c + e; r[4] = c - e;
+    r[5] = fma((float16)(4.0f), d[1], fma((float16)(-5.0f), d[3], d[5]));
+}
+
+inline void w3_output6(const float16 m[6], float16 r[4]) {
+    const float16 s12 = m[1] + m[2], d12 = m[1] - m[2], s34 = m[3] + m[4], d34 = m[3] - m[4];
+    r[0] = m[0] + s12 + s34;
+    r[1] = fma((float16)(2.0f), d34, d12);
+    r[2] = fma((float16)(4.0f), s34, s12);
+    r[3] = fma((float16)(8.0f), d34, d12) + m[5];
+}
+
+inline void w3_filter3(const float8 g[3], float8 r[6]) {
+    const float8 sixth = (float8)(1.0f / 6.0f), outer = g[0] + g[2];
+    const float8 a = fma(sixth, g[2], (1.0f / 24.0f) * g[0]), b = (1.0f / 12.0f) * g[1];
+    r[0] = 0.25f * g[0]; r[1] = -sixth * (outer + g[1]); r[2] = sixth * (g[1] - outer);
+    r[3] = a + b; r[4] = a - b; r[5] = g[2];
+}
+
+// U[e] = G g G^T in GEMM_ROWS-row panels (`plane` = Rp * K floats per point) of the filters
+// of rows panel * GEMM_ROWS ... (+ up to 8 at a time, rows past R zero) at depth k:
+// W[row][k] (forward) or, with `flip`, W[k][row] turned by 180 degrees (backward-data).
+// Global (K, Rp / 8), Rp = R rounded up to GEMM_ROWS (GEMM_ROWS a multiple of 8 or below 8).
+__kernel void w3_filters(__global const float *w, int w_off, int R, int K, int Rp, int flip, __global float *U) {
+    const int k = get_global_id(0), r0 = get_global_id(1) * 8;
+    if (k >= K || r0 >= Rp) return;
+    const int count = min(8, Rp - r0);
+    float taps[9][8];
+    for (int r = 0; r < 8; ++r) {
+        const int row = r0 + r;
+        for (int ab = 0; ab < 9; ++ab) {
+            taps[ab][r] = (r < count && row < R)
+                ? (flip ? w[w_off + (k * R + row) * 9 + 8 - ab] : w[w_off + (row * K + k) * 9 + ab]) : 0.0f;
+        }
+    }
+    float8 g[9];
+    for (int ab = 0; ab < 9; ++ab) g[ab] = vload8(0, taps[ab]);
+    float8 c[3][6];
+    for (int b = 0; b < 3; ++b) {
+        const float8 column[3] = {g[b], g[3 + b], g[6 + b]};
+        w3_filter3(column, c[b]);
+    }
+    const size_t plane = (size_t)Rp * K;
+    for (int x = 0; x < 6; ++x) {
+        const float8 row3[3] = {c[0][x], c[1][x], c[2][x]};
+        float8 u[6];
+        w3_filter3(row3, u);
+        for (int y = 0; y < 6; ++y) {
+            float values[8];
+            vstore8(u[y], 0, values);
+            for (int r = 0; r < count; ++r) *PACKED(U + (6 * x + y) * plane, r0 + r, k, GEMM_ROWS, K) = values[r];
+        }
+    }
+}
+
+// V[e][c][tile * lanes + n0 ...] = B^T d B of the 6x6 tiles of 16 images at padded rows
+// 4 th + s, columns 4 tw + v of channel c in a batch-inner layout that holds every such
+// tile (rowStride, channelStride as BatchInnerLayout). Global (lanes / 16, tiles, C).
+__kernel void w3_inputs(__global const float *xs, int rowStride, int channelStride, int lanes, int tilesW, int tiles,
+                        __global float *V) {
+    const int n0 = get_global_id(0) * 16, tile = get_global_id(1), c = get_global_id(2);
+    const int h0 = (tile / tilesW) * 4, w0 = (tile % tilesW) * 4;
+    const __global float *base = xs + (size_t)c * channelStride + h0 * rowStride + w0 * lanes + n0;
+    float16 t[6][6];
+    for (int v = 0; v < 6; ++v) {
+        float16 d[6], r[6];
+        for (int s = 0; s < 6; ++s) d[s] = vload16(0, base + s * rowStride + v * lanes);
+        w3_input6(d, r);
+        for (int x = 0; x < 6; ++x) t[x][v] = r[x];
+    }
+    const int J = tiles * lanes;
+    const size_t plane = (size_t)get_global_size(2) * J;
+    __global float *out = V + (size_t)c * J + tile * lanes + n0;
+    for (int x = 0; x < 6; ++x) {
+        float16 r[6];
+        w3_input6(t[x], r);
+        for (int y = 0; y < 6; ++y) vstore16(r[y], 0, out + (6 * x + y) * plane);
+    }
+}
+
+// M_e (R x J, row-major) = A_e B_e for all 36 points: A_e in GEMM_ROWS-row panels (K deep,
+// `a_plane` floats per point), B_e row-major K x J. One work-item: GEMM_ROWS rows x 16
+// columns of one point. Global (J / 16, panels, 36).
+__kernel void w3_multiply(__global const float *A, int a_plane, __global const float *B, int K, int J,
+                          __global float *M, int R) {
+    const int jb = get_global_id(0), panel = get_global_id(1), e = get_global_id(2);
+    const __global float *a = A + (size_t)e * a_plane + (size_t)panel * K * GEMM_ROWS;
+    const __global float *b = B + (size_t)e * K * J + jb * 16;
+    float16 acc[GEMM_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = (float16)(0.0f);
+    for (int k = 0; k < K; ++k) {
+        const float16 bv = vload16(0, b + (size_t)k * J);
+        const __global float *ak = a + k * GEMM_ROWS;
+#pragma unroll
+        for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = fma((float16)(ak[r]), bv, acc[r]);
+    }
+    __global float *m = M + (size_t)e * R * J + jb * 16;
+#pragma unroll
+    for (int r = 0; r < GEMM_ROWS; ++r) {
+        const int row = panel * GEMM_ROWS + r;
+        if (row < R) vstore16(acc[r], 0, m + (size_t)row * J);
+    }
+}
+
+// ys (batch-inner, unpadded H x W, rowStride, channelStride) at (row, 4 th + i, 4 tw + j)
+// = A^T M A of the products M[e][row][tile * lanes + n0 ...], inside the map.
+// Global (lanes / 16, tiles, R).
+__kernel void w3_outputs(__global const float *M, int lanes, int tilesW, int tiles, int H, int W,
+                         int rowStride, int channelStride, __global float *ys) {
+    const int n0 = get_global_id(0) * 16, tile = get_global_id(1), row = get_global_id(2);
+    const int h0 = (tile / tilesW) * 4, w0 = (tile % tilesW) * 4;
+    const int J = tiles * lanes;
+    const size_t plane = (size_t)get_global_size(2) * J;
+    const __global float *m = M + (size_t)row * J + tile * lanes + n0;
+    float16 t[4][6];
+    for (int y = 0; y < 6; ++y) {
+        float16 column[6], r[4];
+        for (int x = 0; x < 6; ++x) column[x] = vload16(0, m + (6 * x + y) * plane);
+        w3_output6(column, r);
+        for (int i = 0; i < 4; ++i) t[i][y] = r[i];
+    }
+    __global float *out = ys + (size_t)row * channelStride + n0;
+    for (int i = 0; i < 4; ++i) {
+        float16 r[4];
+        w3_output6(t[i], r);
+        const int oh = h0 + i;
+        if (oh >= H) break;
+        for (int jj = 0; jj < 4; ++jj) {
+            const int ow = w0 + jj;
+            if (ow >= W) break;
+            vstore16(r[jj], 0, out + oh * rowStride + ow * lanes);
+        }
+    }
+}

@@ -11,11 +11,11 @@ extension OpenCLBackend {
         switch config.convolution {
         case .im2col: return false
         case .batchInner: return true
-        case .automatic: return config.gemm == .block && g.batch >= 16
+        case .automatic, .winograd: return config.gemm == .block && g.batch >= 16
         }
     }
 
-    private func biPack(_ source: BufferView, _ layout: BatchInnerLayout, into destination: cl_mem) throws {
+    func biPack(_ source: BufferView, _ layout: BatchInnerLayout, into destination: cl_mem) throws {
         let l = layout
         if l.paddedHeight > l.height || l.paddedWidth > l.width {
             try enqueue(.conv, "bi_zero_pads", global: [l.paddedWidth, l.paddedHeight, l.channels * l.lanes / 16], [
@@ -29,7 +29,7 @@ extension OpenCLBackend {
         ])
     }
 
-    private func biUnpack(_ source: cl_mem, _ layout: BatchInnerLayout, into destination: BufferView,
+    func biUnpack(_ source: cl_mem, _ layout: BatchInnerLayout, into destination: BufferView,
                           bias: BufferView?, accumulate: Bool) throws {
         let l = layout
         try enqueue(.conv, "bi_unpack_tiles", global: [(l.height * l.width + 15) / 16, (l.batch + 15) / 16, l.channels], [

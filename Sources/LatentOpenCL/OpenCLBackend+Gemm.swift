@@ -135,6 +135,10 @@ extension OpenCLBackend {
         let x = try memory(of: input), w = try memory(of: weight), y = try memory(of: output)
         let plane = g.outHeight * g.outWidth, depth = g.inChannels * g.kernelHeight * g.kernelWidth
         try withLock {
+            if usesWinograd3x3(g) {
+                try winograd3x3Forward(g, input: input, weight: weight, bias: bias, output: output)
+                return
+            }
             if usesBatchInner(g) {
                 try batchInnerForward(g, input: input, weight: weight, bias: bias, output: output)
                 return
@@ -165,6 +169,11 @@ extension OpenCLBackend {
         let pointwise = g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1
             && g.padHeight == 0 && g.padWidth == 0
         try withLock {
+            if usesWinograd3x3(g) {
+                try winograd3x3BackwardData(g, gradOutput: gradOutput, weight: weight, bias: bias, gradInput: gradInput,
+                                            accumulate: accumulate)
+                return
+            }
             if usesBatchInner(g) {
                 try batchInnerBackwardData(g, gradOutput: gradOutput, weight: weight, bias: bias, gradInput: gradInput,
                                            accumulate: accumulate)

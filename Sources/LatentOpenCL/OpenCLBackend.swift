@@ -58,6 +58,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         case packA, packB, columns, partials, temporary
         /// Batch-inner images of a convolution (OpenCLBackend+ConvBatchInner.swift).
         case layoutIn, layoutOut
+        /// Winograd F(4x4, 3x3)'s transformed filters, inputs and point products (OpenCLBackend+Winograd.swift).
+        case winogradFilters, winogradInputs, winogradProducts
     }
 
     public var deviceName: String {

@@ -13,12 +13,18 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
         case tiled
     }
 
-    /// How convolutions run: im2col panels + SGEMM (+ col2im), or the batch-inner implicit GEMM.
+    /// How convolutions run: im2col panels + SGEMM (+ col2im), the batch-inner implicit GEMM,
+    /// or (forward and backward-data of 3x3 stride-1 layers) Winograd F(4x4, 3x3).
     public enum ConvolutionVariant: String, Sendable, CaseIterable {
-        /// Batch-inner for batches of 16 and more on CPU-class devices (the block SGEMM), im2col otherwise.
+        /// Winograd for 3x3 stride-1 layers (forward, backward-data) with 16 channels or more
+        /// on both sides and batches of 16 and more; else batch-inner for batches of 16 and more on CPU-class devices (the
+        /// block SGEMM), im2col otherwise.
         case automatic
         case im2col
         case batchInner = "batch-inner"
+        /// Winograd wherever the shape allows it (3x3, stride 1, padding up to 2; forward and
+        /// backward-data), the automatic choice elsewhere.
+        case winograd
     }
 
     public var gemm: GemmVariant
@@ -81,7 +87,7 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
         }
         if let value = environment["LATENT_OPENCL_CONV"], !value.isEmpty {
             guard let variant = ConvolutionVariant(rawValue: value.lowercased()) else {
-                throw LatentError.invalidArgument("LATENT_OPENCL_CONV=\(value) is not one of automatic, im2col, batch-inner")
+                throw LatentError.invalidArgument("LATENT_OPENCL_CONV=\(value) is not one of automatic, im2col, batch-inner, winograd")
             }
             config.convolution = variant
         }

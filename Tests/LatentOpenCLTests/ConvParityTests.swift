@@ -4,7 +4,8 @@ import LatentCore
 
 /// The three convolution passes on OpenCL against the CPU backend, for both SGEMM variants:
 /// strides 1-3, padding 0-2, kernels 1-5, non-square kernels and inputs, odd channel
-/// counts, pointwise (1x1) layers, the conv VAE's layers, bias and accumulation.
+/// counts, pointwise (1x1) layers, the conv VAE's layers, bias and accumulation; every
+/// convolution variant (im2col, batch-inner, Winograd F(4x4, 3x3)).
 final class ConvParityTests: XCTestCase {
     static func geometries() throws -> [ConvGeometry] {
         [
@@ -37,6 +38,20 @@ final class ConvParityTests: XCTestCase {
             try ConvGeometry.transposed(batch: 64, inChannels: 64, height: 14, width: 14, outChannels: 1, kernel: 4, stride: 2, padding: 1),
             try ConvGeometry.transposed(batch: 17, inChannels: 9, height: 7, width: 7, outChannels: 2, kernel: 3, stride: 2,
                                         padding: 1, outputPadding: 1),
+        ]
+    }
+
+    /// Winograd F(4x4, 3x3)'s edges: padding 0 and 2, odd and unequal sides (partial tiles),
+    /// a map smaller than one tile, a transposed 3x3 stride-1 layer, the conv VAE's layer.
+    static func winogradGeometries() throws -> [ConvGeometry] {
+        [
+            try ConvGeometry(batch: 5, inChannels: 3, height: 11, width: 13, outChannels: 6, kernel: 3, stride: 1, padding: 0),
+            try ConvGeometry(batch: 16, inChannels: 4, height: 10, width: 9, outChannels: 5, kernel: 3, stride: 1, padding: 2),
+            try ConvGeometry(batch: 3, inChannels: 2, height: 3, width: 5, outChannels: 2, kernel: 3, stride: 1, padding: 1),
+            try ConvGeometry.transposed(batch: 17, inChannels: 6, height: 7, width: 7, outChannels: 5, kernel: 3, stride: 1,
+                                        padding: 1),
+            try ConvGeometry(batch: 33, inChannels: 40, height: 7, width: 7, outChannels: 19, kernel: 3, stride: 1, padding: 1),
+            try ConvGeometry(batch: 64, inChannels: 128, height: 7, width: 7, outChannels: 128, kernel: 3, stride: 1, padding: 1),
         ]
     }
 
@@ -76,6 +91,11 @@ final class ConvParityTests: XCTestCase {
     func testTiledVariant() throws { try check(.tiled) }
     func testBatchInnerKernels() throws {
         try check(.block, convolution: .batchInner, geometries: try Self.geometries() + Self.batchInnerGeometries())
+    }
+    /// Winograd wherever the shape is 3x3 stride 1, through both SGEMM variants.
+    func testWinogradKernels() throws {
+        try check(.block, convolution: .winograd, geometries: try Self.geometries() + Self.winogradGeometries())
+        try check(.tiled, convolution: .winograd, geometries: try Self.winogradGeometries())
     }
     func testIm2colKernelsAtLargeBatches() throws {
         try check(.block, convolution: .im2col, geometries: try Self.batchInnerGeometries())
