@@ -4,15 +4,16 @@ import LatentCore
 /// The CPU backend's two convolution algorithms.
 public enum ConvolutionPath: String, Sendable {
     /// Batch-inner layout and implicit GEMM for batches of 16 and more (Winograd for the
-    /// 4x4 stride-2 layers with enough channels), im2col below.
+    /// 4x4 stride-2 and 3x3 stride-1 layers with enough channels), im2col below.
     case automatic
     /// im2col + GEMM, col2im for backward-data (`CPUBackend+Conv.swift`).
     case im2col
     /// Batch-inner layout and direct implicit GEMM at every batch size (`CPUConvBatchInner.swift`).
     case batchInner = "batch-inner"
-    /// Batch-inner at every batch size, with Winograd F(4x4, 2x2) for every 4x4 stride-2
-    /// forward and backward-data pass (`CPUConvWinograd.swift`; automatic takes it from 8
-    /// input and 16 output channels).
+    /// Batch-inner at every batch size, with Winograd F(4x4, 2x2) for every pass of a 4x4
+    /// stride-2 layer (`CPUConvWinograd.swift`; automatic takes it from 8 input and 16 output
+    /// channels) and F(4x4, 3x3) for every pass of a 3x3 stride-1 layer
+    /// (`CPUConvWinograd3x3.swift`; automatic from 16 channels on both sides).
     case winograd
 }
 
