@@ -24,7 +24,7 @@ public struct OpResult: Codable, Sendable {
 /// `latent bench ops`: SGEMM cubes; the three passes of every convolution of the report
 /// models at batch 64 (conv VAE, beta-VAE; DCGAN's four convolutions have exactly the conv
 /// VAE's geometries); the Linear layers of the fully connected models as GEMMs; batch norm;
-/// the fused elementwise ops and the Adam update.
+/// the fused elementwise ops and the optimizer updates.
 public struct OpBenchmarks {
     public let backend: any Backend
     public let peakGFLOPS: Double
@@ -197,7 +197,7 @@ public struct OpBenchmarks {
     }
 
     /// The fused elementwise ops at the sizes the conv VAE and the FC VAE use them, and Adam
-    /// over a million parameters.
+    /// (and RMSprop, Adagrad, Adadelta) over a million parameters.
     public func elementwise() throws -> [OpResult] {
         var results: [OpResult] = []
         let big = 64 * 64 * 196 // vae-conv's first feature map
@@ -255,6 +255,24 @@ public struct OpBenchmarks {
             try backend.synchronize()
         }
         results.append(memory("elementwise", "Adam step", shape: "2^20 parameters", seconds: adam, bytes: Double(7 * parameters * 4)))
+        // The other rules of report 000's optimizer comparison (torch.optim's defaults), the
+        // same traffic count: parameter, gradient and each state read, parameter and state written.
+        let others: [(String, OptimizerRule)] = [
+            ("RMSprop step", .rmsprop(lr: 1e-2, alpha: 0.99, eps: 1e-8, weightDecay: 0, momentum: 0)),
+            ("Adagrad step", .adagrad(lr: 1e-2, lrDecay: 0, eps: 1e-10, weightDecay: 0)),
+            ("Adadelta step", .adadelta(lr: 1, rho: 0.9, eps: 1e-6, weightDecay: 0)),
+        ]
+        for (label, rule) in others {
+            var ruleStep = 0
+            let seconds = try Timing.median {
+                ruleStep += 1
+                try backend.optimizerStep(rule, parameter: parameter.view, gradient: gradient.view,
+                                          state: Array([m.view, v.view].prefix(rule.stateCount)), step: ruleStep)
+                try backend.synchronize()
+            }
+            let streams = 3 + 2 * rule.stateCount
+            results.append(memory("elementwise", label, shape: "2^20 parameters", seconds: seconds, bytes: Double(streams * parameters * 4)))
+        }
         return results
     }
 
