@@ -24,7 +24,7 @@ import LatentCore
 ///     G   = [1/2 0; -1/2 -1/2; -1/6 1/6; 1/6 1/3; 0 1]
 ///     A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1]
 ///     y = A^T [(G g G^T) . (B^T d B)] A  (correlation: y[i][j] = sum g[a][b] d[i + a][j + b])
-enum WinogradF42 {
+enum WinogradF42: WinogradTransform {
     static let points = 25
 
     /// A^T M A of the products at `source + e * stride` (point e = 5x + y), each of the 4x4
@@ -165,6 +165,20 @@ enum WinogradF42 {
     }
 }
 
+/// What the loops shared by the Winograd transforms need of one: F(4x4, 2x2) (`WinogradF42`)
+/// or F(4x4, 3x3) (`WinogradF43`). Both make 4x4 output tiles; they differ in the input
+/// tile's side and the number of points (at most `points` scratch vectors either way).
+protocol WinogradTransform {
+    associatedtype TileOffsets
+    static var points: Int { get }
+    /// B^T d B of the input tile at `base` + `offsets`, each point's 16 lanes to `store`.
+    static func transformInputTile(_ base: UnsafePointer<Float>, _ offsets: TileOffsets, scratch: UnsafeMutablePointer<Vec>,
+                                   store: (_ point: Int, _ value: Vec) -> Void)
+    /// A^T M A of the products at `source + e * stride`, each of the 4x4 outputs to `store`.
+    static func transformOutputTile(_ source: UnsafePointer<Float>, stride: Int, scratch: UnsafeMutablePointer<Vec>,
+                                    store: (_ i: Int, _ j: Int, _ value: Vec) -> Void)
+}
+
 /// One Winograd problem: 25 (or 36) GEMMs M_e (rows x columns) = U_e (rows x depth) * V_e (depth x
 /// columns), columns = tiles x lanes, in `PackedGEMM`'s panel formats so that the transforms
 /// write straight into what the micro-kernel reads.
@@ -218,21 +232,21 @@ struct WinogradPlan {
         }
     }
 
-    /// V: for every (k, tile, 16 lanes) `tileAt` gives where the 5x5 input tile lies; it is
-    /// transformed and stored into the 25 planes. Items are a tile's 16 lanes for a range of
+    /// V: for every (k, tile, 16 lanes) `tileAt` gives where the input tile lies; it is
+    /// transformed and stored into the planes. Items are a tile's 16 lanes for a range of
     /// k, so that each plane is written front to back.
-    func forEachInputTile(_ backend: CPUBackend, _ inputs: UnsafeMutablePointer<Float>,
-                          tileAt: (_ k: Int, _ tile: Int, _ lane: Int) -> (UnsafePointer<Float>, WinogradF42.TileOffsets)) {
+    func forEachInputTile<T: WinogradTransform>(_ transform: T.Type, _ backend: CPUBackend, _ inputs: UnsafeMutablePointer<Float>,
+                                                tileAt: (_ k: Int, _ tile: Int, _ lane: Int) -> (UnsafePointer<Float>, T.TileOffsets)) {
         let blocks = lanes / 16, kChunks = Swift.max(1, Swift.min(8, depth / 32))
-        backend.forEachItemRange(count: tiles * blocks * kChunks, costPerItem: 50 * 16 * depth / kChunks) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25) { buffer in
+        backend.forEachItemRange(count: tiles * blocks * kChunks, costPerItem: 2 * T.points * 16 * depth / kChunks) { items in
+            withUnsafeTemporaryAllocation(of: Vec.self, capacity: T.points) { buffer in
                 let t = buffer.baseAddress!
                 for item in items {
                     let column16 = item / kChunks, tile = column16 / blocks, n0 = (column16 % blocks) * 16
                     for k in CPUParallel.range(item % kChunks, of: kChunks, count: depth) {
                         let (base, offsets) = tileAt(k, tile, n0)
                         let target = inputs + inputIndex(point: 0, k: k, column: tile * lanes + n0)
-                        WinogradF42.transformInputTile(base, offsets, scratch: t) { e, value in value.store(target + e * inputStride) }
+                        T.transformInputTile(base, offsets, scratch: t) { e, value in value.store(target + e * inputStride) }
                     }
                 }
             }
@@ -407,6 +421,29 @@ extension CPUBackend {
         return body(filters)
     }
 
+    /// The output transform of every (row, tile) of `plan`: `store(row, i, j, n0, value)` for
+    /// each position (i, j) = (4 th + i', 4 tw + j') of the 4x4 tile (th, tw) = (tile / tilesWide,
+    /// tile % tilesWide), 16 lanes at `n0`; the caller drops positions outside its map.
+    func forEachOutputTile<T: WinogradTransform>(_ transform: T.Type, _ plan: WinogradPlan, products: UnsafePointer<Float>,
+                                                 tilesWide: Int,
+                                                 store: (_ row: Int, _ i: Int, _ j: Int, _ n0: Int, _ value: Vec) -> Void) {
+        forEachItemRange(count: plan.rows * plan.tiles, costPerItem: T.points * plan.lanes * 2) { items in
+            withUnsafeTemporaryAllocation(of: Vec.self, capacity: T.points) { buffer in
+                let t = buffer.baseAddress!
+                for item in items {
+                    let row = item / plan.tiles, tile = item % plan.tiles
+                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
+                    for n0 in stride(from: 0, to: plan.lanes, by: 16) {
+                        let source = products + row * plan.paddedColumns + tile * plan.lanes + n0
+                        T.transformOutputTile(source, stride: plan.productStride, scratch: t) { i, j, value in
+                            store(row, 4 * th + i, 4 * tw + j, n0, value)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Where the 5x5 input tile (th, tw) of stride phase (p, q) lies in X' (forward-input layout):
     /// padded row 2 (4 th + s) + p, column 2 (4 tw + v) + q; past the padding, zero.
     private static func forwardInputTile(_ input: BatchInnerLayout, _ th: Int, _ tw: Int, _ p: Int, _ q: Int) -> WinogradF42.TileOffsets {
@@ -442,29 +479,15 @@ extension CPUBackend {
             // V: the 5x5 input tiles of every (ci, phase, tile), 16 images at a time; an item is
             // one tile's 16 lanes for a range of k, so that each point's plane is written front to back.
             let xsConst = UnsafePointer(xs)
-            plan.forEachInputTile(self, inputs) { k, tile, n0 in
+            plan.forEachInputTile(WinogradF42.self, self, inputs) { k, tile, n0 in
                 let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
                 return (xsConst + ci * input.channelStride + n0, Self.forwardInputTile(input, tile / tilesWide, tile % tilesWide, p, q))
             }
             plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
         }
         // Y: each (co, tile)'s 4x4 outputs inside the map.
-        let productsConst = UnsafePointer(products)
-        forEachItemRange(count: g.outChannels * plan.tiles, costPerItem: 25 * input.lanes * 2) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25) { buffer in
-                let t = buffer.baseAddress!
-                for item in items {
-                    let co = item / plan.tiles, tile = item % plan.tiles
-                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
-                    for n0 in stride(from: 0, to: input.lanes, by: 16) {
-                        let source = productsConst + co * plan.paddedColumns + tile * input.lanes + n0
-                        WinogradF42.transformOutputTile(source, stride: plan.productStride, scratch: t) { i, j, value in
-                            let (oh, ow) = (4 * th + i, 4 * tw + j)
-                            if oh < g.outHeight && ow < g.outWidth { value.store(ys + output.offset(co, oh, ow) + n0) }
-                        }
-                    }
-                }
-            }
+        forEachOutputTile(WinogradF42.self, plan, products: products, tilesWide: tilesWide) { co, oh, ow, n0, value in
+            if oh < g.outHeight && ow < g.outWidth { value.store(ys + output.offset(co, oh, ow) + n0) }
         }
         output.unpack(ys, into: y, bias: bias, accumulate: false, parallel: parallel)
     }
@@ -493,7 +516,7 @@ extension CPUBackend {
             return (taps[(a + 2) * 4 + b + 2], taps[(a + 2) * 4 + b], taps[a * 4 + b + 2], taps[a * 4 + b])
         }) { filters in
             let dysConst = UnsafePointer(dys)
-            plan.forEachInputTile(self, inputs) { co, tile, n0 in
+            plan.forEachInputTile(WinogradF42.self, self, inputs) { co, tile, n0 in
                 let (th, tw) = (tile / tilesWide, tile % tilesWide)
                 return (dysConst + co * gradient.channelStride + n0, WinogradF42.TileOffsets(rows: { s in
                     let row = 4 * th - 1 + s
@@ -505,25 +528,12 @@ extension CPUBackend {
             }
             plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
         }
-        let productsConst = UnsafePointer(products)
-        forEachItemRange(count: plan.rows * plan.tiles, costPerItem: 25 * result.lanes * 2) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25) { buffer in
-                let t = buffer.baseAddress!
-                for item in items {
-                    let row = item / plan.tiles, tile = item % plan.tiles
-                    let phase = row / g.inChannels, ci = row % g.inChannels
-                    let (a, b) = (phase / 2, phase % 2)
-                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
-                    for n0 in stride(from: 0, to: result.lanes, by: 16) {
-                        let source = productsConst + row * plan.paddedColumns + tile * result.lanes + n0
-                        WinogradF42.transformOutputTile(source, stride: plan.productStride, scratch: t) { i, j, value in
-                            let ih = 2 * (4 * th + i) + a - g.padHeight, iw = 2 * (4 * tw + j) + b - g.padWidth
-                            if ih >= 0 && ih < g.inHeight && iw >= 0 && iw < g.inWidth {
-                                value.store(dxs + result.offset(ci, ih, iw) + n0)
-                            }
-                        }
-                    }
-                }
+        // dX: grid position (i', j') of phase (a, b) is input (2 i' + a - pad, 2 j' + b - pad).
+        forEachOutputTile(WinogradF42.self, plan, products: products, tilesWide: tilesWide) { row, gi, gj, n0, value in
+            let phase = row / g.inChannels, ci = row % g.inChannels
+            let ih = 2 * gi + phase / 2 - g.padHeight, iw = 2 * gj + phase % 2 - g.padWidth
+            if ih >= 0 && ih < g.inHeight && iw >= 0 && iw < g.inWidth {
+                value.store(dxs + result.offset(ci, ih, iw) + n0)
             }
         }
         result.unpack(dxs, into: dx, bias: bias, accumulate: accumulate, parallel: parallel)

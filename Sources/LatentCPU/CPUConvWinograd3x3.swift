@@ -19,7 +19,7 @@ import LatentCore
 ///     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
 ///     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
 ///     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
-enum WinogradF43 {
+enum WinogradF43: WinogradTransform {
     static let points = 36
 
     /// B^T d along six values.
@@ -178,25 +178,6 @@ extension WinogradPlan {
             }
         }
     }
-
-    /// V (36 points): as `forEachInputTile`, with 6x6 tiles.
-    func forEachInputTile3x3(_ backend: CPUBackend, _ inputs: UnsafeMutablePointer<Float>,
-                             tileAt: (_ k: Int, _ tile: Int, _ lane: Int) -> (UnsafePointer<Float>, WinogradF43.TileOffsets)) {
-        let blocks = lanes / 16, kChunks = Swift.max(1, Swift.min(8, depth / 32))
-        backend.forEachItemRange(count: tiles * blocks * kChunks, costPerItem: 80 * 16 * depth / kChunks) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 36) { buffer in
-                let t = buffer.baseAddress!
-                for item in items {
-                    let column16 = item / kChunks, tile = column16 / blocks, n0 = (column16 % blocks) * 16
-                    for k in CPUParallel.range(item % kChunks, of: kChunks, count: depth) {
-                        let (base, offsets) = tileAt(k, tile, n0)
-                        let target = inputs + inputIndex(point: 0, k: k, column: tile * lanes + n0)
-                        WinogradF43.transformInputTile(base, offsets, scratch: t) { e, value in value.store(target + e * inputStride) }
-                    }
-                }
-            }
-        }
-    }
 }
 
 extension CPUBackend {
@@ -225,27 +206,6 @@ extension CPUBackend {
         })
     }
 
-    /// The output transform of every (row, tile) of `plan`: `store(row, oh, ow, value)` for
-    /// each output of the 4x4 tile (th, tw) = (tile / tilesWide, tile % tilesWide), 16 lanes at `n0`.
-    private func transformOutputs3x3(_ plan: WinogradPlan, products: UnsafePointer<Float>, tilesWide: Int,
-                                     store: (_ row: Int, _ i: Int, _ j: Int, _ n0: Int, _ value: Vec) -> Void) {
-        forEachItemRange(count: plan.rows * plan.tiles, costPerItem: 36 * plan.lanes * 2) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 24) { buffer in
-                let t = buffer.baseAddress!
-                for item in items {
-                    let row = item / plan.tiles, tile = item % plan.tiles
-                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
-                    for n0 in stride(from: 0, to: plan.lanes, by: 16) {
-                        let source = products + row * plan.paddedColumns + tile * plan.lanes + n0
-                        WinogradF43.transformOutputTile(source, stride: plan.productStride, scratch: t) { i, j, value in
-                            store(row, 4 * th + i, 4 * tw + j, n0, value)
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// Forward: rows Cout, depth Cin, tiles of the output; X' in the forward-input layout.
     func winograd3x3Forward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
@@ -264,12 +224,12 @@ extension CPUBackend {
             plan.fillFilters3x3(filters, chunk: chunk, of: chunks) { co, ci, a, b in w[((co * g.inChannels + ci) * 3 + a) * 3 + b] }
         }) { filters in
             let xsConst = UnsafePointer(xs)
-            plan.forEachInputTile3x3(self, inputs) { ci, tile, n0 in
+            plan.forEachInputTile(WinogradF43.self, self, inputs) { ci, tile, n0 in
                 (xsConst + ci * input.channelStride + n0, Self.forwardInputTile3x3(input, tile / tilesWide, tile % tilesWide))
             }
             plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
         }
-        transformOutputs3x3(plan, products: products, tilesWide: tilesWide) { co, oh, ow, n0, value in
+        forEachOutputTile(WinogradF43.self, plan, products: products, tilesWide: tilesWide) { co, oh, ow, n0, value in
             if oh < g.outHeight && ow < g.outWidth { value.store(ys + output.offset(co, oh, ow) + n0) }
         }
         output.unpack(ys, into: y, bias: bias, accumulate: false, parallel: parallel)
@@ -298,7 +258,7 @@ extension CPUBackend {
             }
         }) { filters in
             let dysConst = UnsafePointer(dys)
-            plan.forEachInputTile3x3(self, inputs) { co, tile, n0 in
+            plan.forEachInputTile(WinogradF43.self, self, inputs) { co, tile, n0 in
                 let (th, tw) = (tile / tilesWide, tile % tilesWide)
                 return (dysConst + co * gradient.channelStride + n0, WinogradF43.TileOffsets(rows: { s in
                     let row = 4 * th + shiftHigh + s
@@ -310,7 +270,7 @@ extension CPUBackend {
             }
             plan.multiply(filters: filters, inputs: inputs, products: products, parallel: parallel)
         }
-        transformOutputs3x3(plan, products: products, tilesWide: tilesWide) { ci, ih, iw, n0, value in
+        forEachOutputTile(WinogradF43.self, plan, products: products, tilesWide: tilesWide) { ci, ih, iw, n0, value in
             if ih < g.inHeight && iw < g.inWidth { value.store(dxs + result.offset(ci, ih, iw) + n0) }
         }
         result.unpack(dxs, into: dx, bias: bias, accumulate: accumulate, parallel: parallel)
