@@ -1,3 +1,4 @@
+import CLatentSupport
 import Foundation
 import LatentCore
 
@@ -519,6 +520,7 @@ enum PackedGEMM {
     @inline(__always)
     static func kernel6x16Body(depth: Int, a: UnsafePointer<Float>, aStride: Int, aRow: Int, b: UnsafePointer<Float>, bStride: Int,
                                c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        for row in 0..<6 { latent_prefetch_row_for_write(c + row * ldc) }
         var c0 = Vec(), c1 = Vec(), c2 = Vec(), c3 = Vec(), c4 = Vec(), c5 = Vec()
         var ap = a
         var bp = UnsafeRawPointer(b)

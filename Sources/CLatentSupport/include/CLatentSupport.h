@@ -30,4 +30,12 @@ static inline __attribute__((always_inline)) void latent_prefetch(const void *p,
     __builtin_prefetch(c + bytes - 1, 0, 3);
 }
 
+/// Asks for the cache lines holding 16 floats from `p` for writing. The GEMM micro-kernels
+/// read and write a tile of C only after their depth loop, rows a whole row of C apart: without
+/// the request each row's miss came after the loop, one by one.
+static inline __attribute__((always_inline)) void latent_prefetch_row_for_write(const float *p) {
+    __builtin_prefetch(p, 1, 3);
+    __builtin_prefetch(p + 15, 1, 3);
+}
+
 #endif
