@@ -294,53 +294,75 @@ inline float bi_sum16(float16 v) {
     return c.x + c.y;
 }
 
+#ifndef BW_CO    // output channels per work-item of bi_conv_backward_weights
+#define BW_CO 4
+#endif
+#ifndef BW_R     // (ci, ki, kj) rows per work-item of bi_conv_backward_weights
+#define BW_R 4
+#endif
+#ifndef BW_WIDTH // images per vector there: 16, or 8 where a float16 takes two registers
+#define BW_WIDTH 16
+#endif
+#if BW_WIDTH == 8
+typedef float8 bw_vector;
+#define bw_load vload8
+inline float bw_sum(float8 v) { const float4 b = v.lo + v.hi; const float2 c = b.lo + b.hi; return c.x + c.y; }
+#else
+typedef float16 bw_vector;
+#define bw_load vload16
+inline float bw_sum(float16 v) { return bi_sum16(v); }
+#endif
+
 // Backward-weights: dW[co][r] (+)= sum over positions and lanes of dys[co][pos][n] * xs[base(pos) + offset(r)][n],
 // r = (ci, ki, kj); dys unpadded (Cout, Ho * Wo, lanes), xs padded as for the forward pass.
-// 4 x 4 (co, r) per work-item in float16 partial sums over the lanes, added up at the end.
-// Global (ceil(R / 4), ceil(Cout / 4)).
+// BW_CO x BW_R (co, r) per work-item in BW_WIDTH-lane partial sums over the images, added up
+// at the end: BW_CO * BW_R accumulators, BW_R inputs and one gradient vector must stay in
+// registers (4 x 4 float16 fill AVX-512's 32; AVX2's 16 ymm hold 4 x 3 float8).
+// Global (ceil(R / BW_R), ceil(Cout / BW_CO)).
 __kernel void bi_conv_backward_weights(__global const float *xs, int Cin, int kh, int kw, int sh, int sw,
                                        int rowStride, int channelStride, int lanes, int Ho, int Wo,
                                        __global const float *dys, int gradChannel, int Cout,
                                        __global float *dw, int dw_off, int accumulate) {
-    const int r0 = get_global_id(0) * 4, co0 = get_global_id(1) * 4;
+    const int r0 = get_global_id(0) * BW_R, co0 = get_global_id(1) * BW_CO;
     const int R = Cin * kh * kw;
     if (r0 >= R || co0 >= Cout) return;
-    int offsets[4];
-    const __global float *g[4];
-    for (int j = 0; j < 4; ++j) {
+    int offsets[BW_R];
+    const __global float *g[BW_CO];
+#pragma unroll
+    for (int j = 0; j < BW_R; ++j) {
         const int r = min(r0 + j, R - 1);
         offsets[j] = (r / (kh * kw)) * channelStride + ((r / kw) % kh) * rowStride + (r % kw) * lanes;
-        g[j] = dys + min(co0 + j, Cout - 1) * gradChannel;
     }
-    float16 acc[16];
 #pragma unroll
-    for (int i = 0; i < 16; ++i) acc[i] = (float16)(0.0f);
+    for (int i = 0; i < BW_CO; ++i) g[i] = dys + min(co0 + i, Cout - 1) * gradChannel;
+    bw_vector acc[BW_CO * BW_R];
+#pragma unroll
+    for (int i = 0; i < BW_CO * BW_R; ++i) acc[i] = (bw_vector)(0.0f);
     for (int oh = 0; oh < Ho; ++oh) {
         for (int ow = 0; ow < Wo; ++ow) {
             const __global float *xb = xs + (oh * sh) * rowStride + (ow * sw) * lanes;
             const int gp = (oh * Wo + ow) * lanes;
-            for (int n = 0; n < lanes; n += 16) {
-                const float16 x0 = vload16(0, xb + offsets[0] + n), x1 = vload16(0, xb + offsets[1] + n);
-                const float16 x2 = vload16(0, xb + offsets[2] + n), x3 = vload16(0, xb + offsets[3] + n);
+            for (int n = 0; n < lanes; n += BW_WIDTH) {
+                bw_vector x[BW_R];
 #pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    const float16 gv = vload16(0, g[i] + gp + n);
-                    acc[i * 4 + 0] = fma(gv, x0, acc[i * 4 + 0]);
-                    acc[i * 4 + 1] = fma(gv, x1, acc[i * 4 + 1]);
-                    acc[i * 4 + 2] = fma(gv, x2, acc[i * 4 + 2]);
-                    acc[i * 4 + 3] = fma(gv, x3, acc[i * 4 + 3]);
+                for (int j = 0; j < BW_R; ++j) x[j] = bw_load(0, xb + offsets[j] + n);
+#pragma unroll
+                for (int i = 0; i < BW_CO; ++i) {
+                    const bw_vector gv = bw_load(0, g[i] + gp + n);
+#pragma unroll
+                    for (int j = 0; j < BW_R; ++j) acc[i * BW_R + j] = fma(gv, x[j], acc[i * BW_R + j]);
                 }
             }
         }
     }
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < BW_CO; ++i) {
         const int co = co0 + i;
         if (co >= Cout) break;
-        for (int j = 0; j < 4; ++j) {
+        for (int j = 0; j < BW_R; ++j) {
             const int r = r0 + j;
             if (r >= R) break;
             const int index = dw_off + co * R + r;
-            const float sum = bi_sum16(acc[i * 4 + j]);
+            const float sum = bw_sum(acc[i * BW_R + j]);
             dw[index] = accumulate ? dw[index] + sum : sum;
         }
     }

@@ -106,7 +106,8 @@ extension OpenCLBackend {
         let dys = try scratchBuffer(.layoutOut, floats: gradient.count)
         try biPack(input, inputLayout, into: xs)
         try biPack(gradOutput, gradient, into: dys)
-        try enqueue(.conv, "bi_conv_backward_weights", global: [(depth + 3) / 4, (g.outChannels + 3) / 4], [
+        try enqueue(.conv, "bi_conv_backward_weights", global: [(depth + config.weightGradientRows - 1) / config.weightGradientRows,
+                                                                       (g.outChannels + config.weightGradientChannels - 1) / config.weightGradientChannels], [
             .mem(xs), .int(g.inChannels), .int(g.kernelHeight), .int(g.kernelWidth), .int(g.strideHeight), .int(g.strideWidth),
             .int(inputLayout.rowStride), .int(inputLayout.channelStride), .int(inputLayout.lanes),
             .int(g.outHeight), .int(g.outWidth), .mem(dys), .int(gradient.channelStride), .int(g.outChannels),

@@ -36,6 +36,11 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// (gemm.cl built a second time with this GEMM_ROWS); batch-inner convolutions keep `gemmRows`.
     public var gemmRowsLarge = 8
     public var gemmLargeMinimum = 512
+    /// bi_conv_backward_weights: output channels and (ci, ki, kj) rows per work-item, and
+    /// images per vector (16 or 8).
+    public var weightGradientChannels = 4
+    public var weightGradientRows = 4
+    public var weightGradientWidth = 16
     /// gemm_tiled: C tile per work-group, depth of a local-memory slice, work per work-item.
     public var tileM = 64
     public var tileN = 64
@@ -54,7 +59,8 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// everything else (CPU devices, PoCL) the register-blocked SGEMM and 64-wide ones.
     /// The block is `gemmRows` float16 accumulators: 8 where a float16 is one register
     /// (AVX-512: 8 of 32 zmm), 6 where it takes two of 16 (AVX2: 12 ymm; 8 rows spill, and
-    /// measured 45 against 110 GFLOP/s at 1024^3 on PoCL).
+    /// measured 45 against 110 GFLOP/s at 1024^3 on PoCL). The weight gradient's block is
+    /// 4 x 4 float16 accumulators, or 4 x 3 float8 where a float16 takes two registers.
     ///
     /// Large SGEMMs take 12 rows where a float16 is one register: 8 accumulators are just
     /// the 8 FMAs in flight that two 4-cycle FMA units need, so any stall idles a unit; 12
@@ -69,6 +75,10 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
         if !gpuClass && (1..<16).contains(device.nativeFloatVectorWidth) {
             config.gemmRows = 6
             config.gemmRowsLarge = 6
+            // 4 x 4 float16 accumulators are 32 ymm: the weight gradient spilled on every step.
+            // 4 x 3 float8 (12 ymm, 3 inputs, 1 gradient) measured 1.6-2.0x on PoCL (AVX2, Zen 3).
+            config.weightGradientRows = 3
+            config.weightGradientWidth = 8
         } else if !gpuClass {
             config.gemmRowsLarge = 12
         }
@@ -110,8 +120,11 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
                 case "WPT_M": config.wptM = number
                 case "WPT_N": config.wptN = number
                 case "REDUCE_WG": config.reduceGroup = number
+                case "BW_CO": config.weightGradientChannels = number
+                case "BW_R": config.weightGradientRows = number
+                case "BW_WIDTH": config.weightGradientWidth = number
                 default:
-                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: unknown tunable \(parts[0]) (GEMM_ROWS, GEMM_ROWS_LARGE, GEMM_LARGE_MIN, TILE_M, TILE_N, TILE_K, WPT_M, WPT_N, REDUCE_WG)")
+                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: unknown tunable \(parts[0]) (GEMM_ROWS, GEMM_ROWS_LARGE, GEMM_LARGE_MIN, TILE_M, TILE_N, TILE_K, WPT_M, WPT_N, REDUCE_WG, BW_CO, BW_R, BW_WIDTH)")
                 }
             }
         }
@@ -123,6 +136,12 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
         guard (1...16).contains(gemmRows) else { throw LatentError.invalidArgument("GEMM_ROWS must be 1...16, got \(gemmRows)") }
         guard (1...16).contains(gemmRowsLarge) else {
             throw LatentError.invalidArgument("GEMM_ROWS_LARGE must be 1...16, got \(gemmRowsLarge)")
+        }
+        guard (1...8).contains(weightGradientChannels), (1...8).contains(weightGradientRows) else {
+            throw LatentError.invalidArgument("BW_CO and BW_R must be 1...8, got \(weightGradientChannels) and \(weightGradientRows)")
+        }
+        guard weightGradientWidth == 8 || weightGradientWidth == 16 else {
+            throw LatentError.invalidArgument("BW_WIDTH must be 8 or 16, got \(weightGradientWidth)")
         }
         guard tileM % wptM == 0, tileN % wptN == 0 else {
             throw LatentError.invalidArgument("TILE_M and TILE_N must be multiples of WPT_M and WPT_N")
@@ -144,14 +163,16 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// `-D` defines of every tunable (GEMM_ROWS = `rows`, default `gemmRows`).
     func defines(gemmRows rows: Int? = nil) -> String {
         "-D REDUCE_WG=\(reduceGroup) -D GEMM_ROWS=\(rows ?? gemmRows) -D TILE_M=\(tileM) -D TILE_N=\(tileN) -D TILE_K=\(tileK) "
-            + "-D WPT_M=\(wptM) -D WPT_N=\(wptN)"
+            + "-D WPT_M=\(wptM) -D WPT_N=\(wptN) -D BW_CO=\(weightGradientChannels) -D BW_R=\(weightGradientRows) "
+            + "-D BW_WIDTH=\(weightGradientWidth)"
     }
 
     public var description: String {
         switch gemm {
         case .block:
             let large = gemmRowsLarge == gemmRows ? "" : " (\(gemmRowsLarge)x16 from \(gemmLargeMinimum)^3)"
-            return "gemm block \(gemmRows)x16\(large), reduce \(reduceGroup)"
+            return "gemm block \(gemmRows)x16\(large), weight gradient \(weightGradientChannels)x\(weightGradientRows)x\(weightGradientWidth), "
+                + "reduce \(reduceGroup)"
         case .tiled: return "gemm tiled \(tileM)x\(tileN)x\(tileK) (\(wptM)x\(wptN) per item), reduce \(reduceGroup)"
         }
     }

@@ -56,8 +56,8 @@ final class ConvParityTests: XCTestCase {
     }
 
     func check(_ variant: OpenCLKernelConfig.GemmVariant, convolution: OpenCLKernelConfig.ConvolutionVariant? = nil,
-               geometries: [ConvGeometry]? = nil) throws {
-        let pair = Pair(try OpenCLTestDevice.backend(variant, convolution: convolution))
+               geometries: [ConvGeometry]? = nil, backend: OpenCLBackend? = nil) throws {
+        let pair = Pair(try backend ?? OpenCLTestDevice.backend(variant, convolution: convolution))
         var random = TestRandom(seed: 5)
         for g in try geometries ?? Self.geometries() {
             let x = try pair.buffers(random.array(g.inputCount), offset: 3)
@@ -65,7 +65,7 @@ final class ConvParityTests: XCTestCase {
             let dy = try pair.buffers(random.array(g.outputCount), offset: 2)
             let outBias = try pair.buffers(random.array(g.outChannels))
             let inBias = try pair.buffers(random.array(g.inChannels))
-            let name = "\(variant) \(convolution.map { "\($0)" } ?? "") \(g)"
+            let name = "\(variant) \(convolution.map { "\($0)" } ?? "") \(backend.map { "\($0.config)" } ?? "") \(g)"
             for bias in [nil, outBias] {
                 let y = try pair.buffers([Float](repeating: .nan, count: g.outputCount), offset: 4)
                 try pair.cpu.conv2dForward(g, input: x.cpu, weight: w.cpu, bias: bias?.cpu, output: y.cpu)
@@ -96,6 +96,21 @@ final class ConvParityTests: XCTestCase {
     func testWinogradKernels() throws {
         try check(.block, convolution: .winograd, geometries: try Self.geometries() + Self.winogradGeometries())
         try check(.tiled, convolution: .winograd, geometries: try Self.winogradGeometries())
+    }
+    /// The weight gradient's register blocks (BW_CO x BW_R, float16 or float8 lanes): both
+    /// device-class defaults and blocks that divide none of the channel or tap counts.
+    func testWeightGradientBlocks() throws {
+        let device = try OpenCLTestDevice.backend().device
+        for (channels, rows, width) in [(4, 4, 16), (4, 3, 8), (3, 5, 8), (1, 1, 16)] {
+            var config = OpenCLKernelConfig.defaults(for: device)
+            config.gemm = .block
+            config.convolution = .batchInner
+            config.weightGradientChannels = channels
+            config.weightGradientRows = rows
+            config.weightGradientWidth = width
+            try check(.block, convolution: .batchInner, geometries: try Self.batchInnerGeometries(),
+                      backend: try OpenCLBackend(device: device, config: config))
+        }
     }
     func testIm2colKernelsAtLargeBatches() throws {
         try check(.block, convolution: .im2col, geometries: try Self.batchInnerGeometries())

@@ -92,18 +92,27 @@ final class DiscoveryAndBuildTests: XCTestCase {
         config = OpenCLKernelConfig.defaults(for: device)
         config.gemmRowsLarge = 17
         XCTAssertThrowsError(try config.validate(for: device))
+        config = OpenCLKernelConfig.defaults(for: device)
+        config.weightGradientWidth = 12
+        XCTAssertThrowsError(try config.validate(for: device))
+        config = OpenCLKernelConfig.defaults(for: device)
+        config.weightGradientRows = 9
+        XCTAssertThrowsError(try config.validate(for: device))
     }
 
     /// The block SGEMM's rows follow the device's native float vector: 6 where a float16
-    /// takes two registers, 8 where it takes one, and then 12 from the large threshold on.
+    /// takes two registers, 8 where it takes one, and then 12 from the large threshold on; the
+    /// weight gradient's block 4 x 3 float8 where a float16 takes two registers, else 4 x 4 float16.
     func testBlockRowsFollowTheVectorWidth() throws {
         let device = try OpenCLTestDevice.backend().device
         let config = OpenCLKernelConfig.defaults(for: device)
         guard config.gemm == .block else { throw XCTSkip("a GPU-class device: the tiled SGEMM") }
         if device.nativeFloatVectorWidth >= 16 || device.nativeFloatVectorWidth == 0 {
             XCTAssertEqual([config.gemmRows, config.gemmRowsLarge], [8, 12])
+            XCTAssertEqual([config.weightGradientChannels, config.weightGradientRows, config.weightGradientWidth], [4, 4, 16])
         } else {
             XCTAssertEqual([config.gemmRows, config.gemmRowsLarge], [6, 6])
+            XCTAssertEqual([config.weightGradientChannels, config.weightGradientRows, config.weightGradientWidth], [4, 3, 8])
         }
         let limit = config.gemmLargeMinimum
         XCTAssertEqual(config.blockRows(m: limit, n: limit, k: limit), config.gemmRowsLarge)
