@@ -96,5 +96,26 @@ final class StepTimingTests: XCTestCase {
             report.append(String(format: "%@: %.1f ms/step", backend.name, samples[2] * 1e3))
         }
         print("conv VAE step, batch \(batch): " + report.joined(separator: ", "))
+
+        // Where the OpenCL step's device time goes, per kernel (a profiling queue, 3 steps).
+        let device = try OpenCLTestDevice.backend().device
+        let cl = try OpenCLBackend(device: device, config: try OpenCLKernelConfig.fromEnvironment(for: device), profiling: true)
+        let random = RandomSource(seed: 1)
+        let model = try TrainingParityTests.ConvVAE(latent: 32, on: cl, random: random)
+        let optimizer = try Optimizer(.adam, module: model)
+        let bce = ElementwiseLoss.bce(.sum), kl = GaussianKL(.logVariance)
+        let images = try Tensor(zeros: [batch, 1, 28, 28], on: cl)
+        try random.fillUniform(images, low: 0, high: 1)
+        _ = try model.step(images, optimizer: optimizer, bce: bce, kl: kl)
+        _ = try cl.kernelProfile()
+        let steps = 3
+        for _ in 0..<steps { _ = try model.step(images, optimizer: optimizer, bce: bce, kl: kl) }
+        let rows = try cl.kernelProfile()
+        let total = rows.reduce(0) { $0 + $1.milliseconds } / Double(steps)
+        print(String(format: "conv VAE OpenCL step device time: %.1f ms (%@)", total, "\(cl.config)"))
+        for row in rows.prefix(24) {
+            print(String(format: "    %-26@ %8.3f ms/step %5.1f%% %4d calls/step", row.kernel, row.milliseconds / Double(steps),
+                         100 * row.milliseconds / Double(steps) / total, row.calls / steps))
+        }
     }
 }
