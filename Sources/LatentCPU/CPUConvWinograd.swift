@@ -26,6 +26,8 @@ import LatentCore
 ///     y = A^T [(G g G^T) . (B^T d B)] A  (correlation: y[i][j] = sum g[a][b] d[i + a][j + b])
 enum WinogradF42: WinogradTransform {
     static let points = 25
+    static let tileSide = 5
+    static let filterSide = 2
 
     /// A^T M A of the products at `source + e * stride` (point e = 5x + y), each of the 4x4
     /// outputs handed to `store(i, j, value)`: columns transformed straight from the loads
@@ -142,6 +144,19 @@ enum WinogradF42: WinogradTransform {
                 (sixth * u2 - half * u1).addingProduct(third, u3) + u4)
     }
 
+    /// G^T dU G: along x (the row taps) for each y, then along y (the column taps).
+    @inline(__always)
+    static func transformFilterGradientTile(_ u: UnsafePointer<Vec>, into taps: UnsafeMutablePointer<Vec>) {
+        let y0 = transformFilterGradient(u[0], u[5], u[10], u[15], u[20])
+        let y1 = transformFilterGradient(u[1], u[6], u[11], u[16], u[21])
+        let y2 = transformFilterGradient(u[2], u[7], u[12], u[17], u[22])
+        let y3 = transformFilterGradient(u[3], u[8], u[13], u[18], u[23])
+        let y4 = transformFilterGradient(u[4], u[9], u[14], u[19], u[24])
+        let top = transformFilterGradient(y0.0, y1.0, y2.0, y3.0, y4.0)
+        let bottom = transformFilterGradient(y0.1, y1.1, y2.1, y3.1, y4.1)
+        taps[0] = top.0; taps[1] = top.1; taps[2] = bottom.0; taps[3] = bottom.1
+    }
+
     /// G g G^T of 16 2x2 filters g (row-major, one per lane) into the 25 points' rows
     /// `u + e * stride`.
     @inline(__always)
@@ -171,12 +186,19 @@ enum WinogradF42: WinogradTransform {
 protocol WinogradTransform {
     associatedtype TileOffsets
     static var points: Int { get }
+    /// Side of the input tile (points = side x side) and of the filter.
+    static var tileSide: Int { get }
+    static var filterSide: Int { get }
     /// B^T d B of the input tile at `base` + `offsets`, each point's 16 lanes to `store`.
     static func transformInputTile(_ base: UnsafePointer<Float>, _ offsets: TileOffsets, scratch: UnsafeMutablePointer<Vec>,
                                    store: (_ point: Int, _ value: Vec) -> Void)
     /// A^T M A of the products at `source + e * stride`, each of the 4x4 outputs to `store`.
     static func transformOutputTile(_ source: UnsafePointer<Float>, stride: Int, scratch: UnsafeMutablePointer<Vec>,
                                     store: (_ i: Int, _ j: Int, _ value: Vec) -> Void)
+    /// A along a stride (4 values -> `tileSide`, in place): the output transform's adjoint.
+    static func transformOutputGradient(_ t: UnsafeMutablePointer<Vec>, stride: Int)
+    /// G^T dU G of the `points` vectors at `u` into `filterSide` x `filterSide` taps at `taps` (row-major).
+    static func transformFilterGradientTile(_ u: UnsafePointer<Vec>, into taps: UnsafeMutablePointer<Vec>)
 }
 
 /// One Winograd problem: 25 (or 36) GEMMs M_e (rows x columns) = U_e (rows x depth) * V_e (depth x
@@ -548,115 +570,120 @@ extension CPUBackend {
     func winogradBackwardWeights(_ g: ConvGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                  dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let input = BatchInnerLayout.forwardInput(g)
+        winogradBackwardWeights(WinogradF42.self, g, x: x, dy: dy, dw: dw, accumulate: accumulate, columns: 4 * g.inChannels,
+                                inputTile: { k, th, tw in
+            let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
+            return (ci * input.channelStride, Self.forwardInputTile(input, th, tw, p, q))
+        }, tapIndex: { co, k, a, b in
+            // Column (ci, p, q), tap (a, b) of the phase filter: tap (2a + p, 2b + q) of the 4x4 one.
+            let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
+            return (co * g.inChannels + ci) * 16 + (2 * a + p) * 4 + 2 * b + q
+        })
+    }
+
+    /// Backward-weights of either transform: dU_e[co][k] = sum over tiles and images of
+    /// dM_e V_e, then dW = G^T dU G. Rows Cout, `columns` columns k whose input tile (th, tw)
+    /// `inputTile` locates in X' (forward-input layout: channel offset and tile offsets);
+    /// `tapIndex(co, k, a, b)` is where tap (a, b) of column k's filter goes in dW.
+    func winogradBackwardWeights<T: WinogradTransform>(_ transform: T.Type, _ g: ConvGeometry, x: UnsafePointer<Float>,
+                                                       dy: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>, accumulate: Bool,
+                                                       columns: Int, inputTile: (_ k: Int, _ th: Int, _ tw: Int) -> (Int, T.TileOffsets),
+                                                       tapIndex: (_ co: Int, _ k: Int, _ a: Int, _ b: Int) -> Int) {
+        let points = T.points, side = T.tileSide, filterSide = T.filterSide
+        let input = BatchInnerLayout.forwardInput(g)
         let gradient = BatchInnerLayout.output(g)
         let tilesHigh = (g.outHeight + 3) / 4, tilesWide = (g.outWidth + 3) / 4, tiles = tilesHigh * tilesWide
         let lanes = input.lanes, blocks = lanes / 16, depth = tiles * lanes
         let (mr, nr) = (PackedGEMM.mr, PackedGEMM.nr)
         let rows = g.outChannels, paddedRows = (rows + mr - 1) / mr * mr
-        let columns = 4 * g.inChannels, paddedColumns = (columns + nr - 1) / nr * nr
+        let paddedColumns = (columns + nr - 1) / nr * nr
         let aStride = paddedRows * depth, bStride = depth * paddedColumns, cStride = paddedRows * paddedColumns
         let pool = ScratchPool.shared
         let xs = pool.take(input.count), dys = pool.take(gradient.count)
-        let gradients = pool.take(WinogradF42.points * aStride), inputs = pool.take(WinogradF42.points * bStride)
-        let products = pool.take(WinogradF42.points * cStride)
+        let gradients = pool.take(points * aStride), inputs = pool.take(points * bStride)
+        let products = pool.take(points * cStride)
         defer { pool.give(xs); pool.give(dys); pool.give(gradients); pool.give(inputs); pool.give(products) }
         input.pack(x, into: xs, parallel: parallel) { chunk, chunks in
             gradient.pack(dy, into: dys, channels: CPUParallel.range(chunk, of: chunks, count: gradient.channels))
         }
         let xsConst = UnsafePointer(xs), dysConst = UnsafePointer(dys)
-        // dM: per (row panel, tile, 16 lanes) the MR rows' 4x4 gradient tiles, transformed, then
-        // written lane by lane into each point's A panel (depth-major, MR rows side by side).
-        forEachItemRange(count: paddedRows / mr * tiles * blocks, costPerItem: 60 * mr * 16) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25 + 25 * mr) { buffer in
-                let t = buffer.baseAddress!, staged = t + 25
-                let stagedFloats = UnsafeMutableRawPointer(staged).assumingMemoryBound(to: Float.self)
-                for item in items {
-                    let panel = item / (tiles * blocks), tile = (item / blocks) % tiles, n0 = (item % blocks) * 16
-                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
-                    for r in 0..<mr {
-                        let co = panel * mr + r
-                        guard co < rows else {
-                            for e in 0..<25 { staged[e * mr + r] = Vec() }
-                            continue
+        // Per (panel, tile, 16 lanes): `stage(index, t, staged)` writes `width` rows' (or
+        // columns') transformed tiles to staged[e * width + index], which are then transposed
+        // lane by lane into each point's panel (depth-major, `width` side by side).
+        func stagePanels(width: Int, panels: Int, into target: UnsafeMutablePointer<Float>, stride: Int,
+                         stage: (_ panel: Int, _ tile: Int, _ n0: Int, _ t: UnsafeMutablePointer<Vec>,
+                                 _ staged: UnsafeMutablePointer<Vec>) -> Void) {
+            forEachItemRange(count: panels * tiles * blocks, costPerItem: 2 * (points + 10) * width * 16) { items in
+                withUnsafeTemporaryAllocation(of: Vec.self, capacity: points + points * width) { buffer in
+                    let t = buffer.baseAddress!, staged = t + points
+                    let stagedFloats = UnsafeMutableRawPointer(staged).assumingMemoryBound(to: Float.self)
+                    for item in items {
+                        let panel = item / (tiles * blocks), tile = (item / blocks) % tiles, n0 = (item % blocks) * 16
+                        stage(panel, tile, n0, t, staged)
+                        for e in 0..<points {
+                            WinogradF42.transposeLanes(stagedFloats + e * width * 16, rows: width,
+                                                       into: target + e * stride + (panel * depth + tile * lanes + n0) * width)
                         }
-                        for i in 0..<4 {
-                            let oh = 4 * th + i
-                            for j in 0..<4 {
-                                let ow = 4 * tw + j
-                                t[i * 5 + j] = oh < g.outHeight && ow < g.outWidth ? Vec.load(dysConst + gradient.offset(co, oh, ow) + n0) : Vec()
-                            }
-                        }
-                        for j in 0..<4 { WinogradF42.transformOutputGradient(t + j, stride: 5) }
-                        for x in 0..<5 { WinogradF42.transformOutputGradient(t + 5 * x, stride: 1) }
-                        for e in 0..<25 { staged[e * mr + r] = t[e] }
-                    }
-                    for e in 0..<25 {
-                        WinogradF42.transposeLanes(stagedFloats + e * mr * 16, rows: mr,
-                                                   into: gradients + e * aStride + (panel * depth + tile * lanes + n0) * mr)
                     }
                 }
             }
         }
-        // V: per (column panel, tile, 16 lanes) the NR columns' input tiles, transformed, then
-        // transposed into each point's B panel (depth-major, NR columns side by side).
-        forEachItemRange(count: paddedColumns / nr * tiles * blocks, costPerItem: 60 * nr * 16) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 25 + 25 * nr) { buffer in
-                let t = buffer.baseAddress!, staged = t + 25
-                let stagedFloats = UnsafeMutableRawPointer(staged).assumingMemoryBound(to: Float.self)
-                for item in items {
-                    let panel = item / (tiles * blocks), tile = (item / blocks) % tiles, n0 = (item % blocks) * 16
-                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
-                    for kk in 0..<nr {
-                        let k = panel * nr + kk
-                        guard k < columns else {
-                            for e in 0..<25 { staged[e * nr + kk] = Vec() }
-                            continue
-                        }
-                        let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
-                        let offsets = Self.forwardInputTile(input, th, tw, p, q)
-                        WinogradF42.transformInputTile(xsConst + ci * input.channelStride + n0, offsets, scratch: t) { e, value in
-                            staged[e * nr + kk] = value
-                        }
-                    }
-                    for e in 0..<25 {
-                        WinogradF42.transposeLanes(stagedFloats + e * nr * 16, rows: nr,
-                                                   into: inputs + e * bStride + (panel * depth + tile * lanes + n0) * nr)
+        // dM = A dY A^T: the A operand, MR rows of Cout.
+        stagePanels(width: mr, panels: paddedRows / mr, into: gradients, stride: aStride) { panel, tile, n0, t, staged in
+            let (th, tw) = (tile / tilesWide, tile % tilesWide)
+            for r in 0..<mr {
+                let co = panel * mr + r
+                guard co < rows else {
+                    for e in 0..<points { staged[e * mr + r] = Vec() }
+                    continue
+                }
+                for i in 0..<4 {
+                    let oh = 4 * th + i
+                    for j in 0..<4 {
+                        let ow = 4 * tw + j
+                        t[i * side + j] = oh < g.outHeight && ow < g.outWidth ? Vec.load(dysConst + gradient.offset(co, oh, ow) + n0) : Vec()
                     }
                 }
+                for j in 0..<4 { T.transformOutputGradient(t + j, stride: side) }
+                for x in 0..<side { T.transformOutputGradient(t + side * x, stride: 1) }
+                for e in 0..<points { staged[e * mr + r] = t[e] }
             }
         }
-        WinogradF42.multiply(rowPanels: paddedRows / mr, columnPanels: paddedColumns / nr, depth: depth,
+        // V = B^T d B of the forward's input tiles: the B operand, NR columns.
+        stagePanels(width: nr, panels: paddedColumns / nr, into: inputs, stride: bStride) { panel, tile, n0, t, staged in
+            let (th, tw) = (tile / tilesWide, tile % tilesWide)
+            for kk in 0..<nr {
+                let k = panel * nr + kk
+                guard k < columns else {
+                    for e in 0..<points { staged[e * nr + kk] = Vec() }
+                    continue
+                }
+                let (offset, offsets) = inputTile(k, th, tw)
+                T.transformInputTile(xsConst + offset + n0, offsets, scratch: t) { e, value in staged[e * nr + kk] = value }
+            }
+        }
+        WinogradF42.multiply(points: points, rowPanels: paddedRows / mr, columnPanels: paddedColumns / nr, depth: depth,
                              a: gradients, aStride: aStride, b: inputs, bStride: bStride, c: products, cStride: cStride,
                              ldc: paddedColumns, parallel: parallel)
-        // dW = G^T dU G for 16 columns (ci, p, q) at a time, scattered to the taps (2a + p, 2b + q).
+        // dW = G^T dU G for 16 columns at a time, each tap to where `tapIndex` says.
         let productsConst = UnsafePointer(products)
-        forEachItemRange(count: rows, costPerItem: 25 * columns) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 29) { buffer in
-                let u = buffer.baseAddress!, result = u + 25
+        let taps = filterSide * filterSide
+        forEachItemRange(count: rows, costPerItem: points * columns) { items in
+            withUnsafeTemporaryAllocation(of: Vec.self, capacity: points + taps) { buffer in
+                let u = buffer.baseAddress!, result = u + points
                 let resultFloats = UnsafeMutableRawPointer(result).assumingMemoryBound(to: Float.self)
                 for co in items {
                     var k0 = 0
                     while k0 < columns {
                         let count = Swift.min(16, columns - k0)
                         let source = productsConst + co * paddedColumns + k0
-                        for e in 0..<25 { u[e] = Vec.load(source + e * cStride, count) }
-                        // Along x (the row taps), then along y (the column taps).
-                        let y0 = WinogradF42.transformFilterGradient(u[0], u[5], u[10], u[15], u[20])
-                        let y1 = WinogradF42.transformFilterGradient(u[1], u[6], u[11], u[16], u[21])
-                        let y2 = WinogradF42.transformFilterGradient(u[2], u[7], u[12], u[17], u[22])
-                        let y3 = WinogradF42.transformFilterGradient(u[3], u[8], u[13], u[18], u[23])
-                        let y4 = WinogradF42.transformFilterGradient(u[4], u[9], u[14], u[19], u[24])
-                        let top = WinogradF42.transformFilterGradient(y0.0, y1.0, y2.0, y3.0, y4.0)
-                        let bottom = WinogradF42.transformFilterGradient(y0.1, y1.1, y2.1, y3.1, y4.1)
-                        result[0] = top.0; result[1] = top.1; result[2] = bottom.0; result[3] = bottom.1
+                        for e in 0..<points { u[e] = Vec.load(source + e * cStride, count) }
+                        T.transformFilterGradientTile(u, into: result)
                         for lane in 0..<count {
-                            let k = k0 + lane, ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
-                            let taps = dw + (co * g.inChannels + ci) * 16
-                            for ab in 0..<4 {
-                                let (a, b) = (ab / 2, ab % 2)
-                                let index = (2 * a + p) * 4 + 2 * b + q
+                            for ab in 0..<taps {
+                                let index = tapIndex(co, k0 + lane, ab / filterSide, ab % filterSide)
                                 let value = resultFloats[ab * 16 + lane]
-                                taps[index] = accumulate ? taps[index] + value : value
+                                dw[index] = accumulate ? dw[index] + value : value
                             }
                         }
                         k0 += 16

@@ -21,6 +21,8 @@ import LatentCore
 ///     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
 enum WinogradF43: WinogradTransform {
     static let points = 36
+    static let tileSide = 6
+    static let filterSide = 3
 
     /// B^T d along six values.
     @inline(__always)
@@ -72,6 +74,23 @@ enum WinogradF43: WinogradTransform {
         return ((Vec(repeating: 0.25) * u0 - sixth * s12).addingProduct(Vec(repeating: 1 / 24 as Float), s34),
                 (sixth * (u2 - u1)).addingProduct(twelfth, u3 - u4),
                 (sixth * (s34 - s12)) + u5)
+    }
+
+    /// G^T dU G: along x (the row taps a) for each y, then along y (the column taps b).
+    @inline(__always)
+    static func transformFilterGradientTile(_ u: UnsafePointer<Vec>, into taps: UnsafeMutablePointer<Vec>) {
+        let y0 = transformFilterGradient(u[0], u[6], u[12], u[18], u[24], u[30])
+        let y1 = transformFilterGradient(u[1], u[7], u[13], u[19], u[25], u[31])
+        let y2 = transformFilterGradient(u[2], u[8], u[14], u[20], u[26], u[32])
+        let y3 = transformFilterGradient(u[3], u[9], u[15], u[21], u[27], u[33])
+        let y4 = transformFilterGradient(u[4], u[10], u[16], u[22], u[28], u[34])
+        let y5 = transformFilterGradient(u[5], u[11], u[17], u[23], u[29], u[35])
+        let r0 = transformFilterGradient(y0.0, y1.0, y2.0, y3.0, y4.0, y5.0)
+        let r1 = transformFilterGradient(y0.1, y1.1, y2.1, y3.1, y4.1, y5.1)
+        let r2 = transformFilterGradient(y0.2, y1.2, y2.2, y3.2, y4.2, y5.2)
+        taps[0] = r0.0; taps[1] = r0.1; taps[2] = r0.2
+        taps[3] = r1.0; taps[4] = r1.1; taps[5] = r1.2
+        taps[6] = r2.0; taps[7] = r2.1; taps[8] = r2.2
     }
 
     /// The offsets of a 6x6 input tile: element (s, v) at `rows[s] + columns[v]` from a base,
@@ -277,125 +296,12 @@ extension CPUBackend {
     }
 
     /// Backward-weights: dU_e[co][ci] = sum over tiles and images of dM_e V_e (dM = A dY A^T,
-    /// V the forward's input tiles), then dW = G^T dU G; the GEMMs as in `winogradBackwardWeights`.
+    /// V the forward's input tiles), then dW = G^T dU G (`winogradBackwardWeights`'s loops).
     func winograd3x3BackwardWeights(_ g: ConvGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                     dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let points = WinogradF43.points
         let input = BatchInnerLayout.forwardInput(g)
-        let gradient = BatchInnerLayout.output(g)
-        let tilesHigh = (g.outHeight + 3) / 4, tilesWide = (g.outWidth + 3) / 4, tiles = tilesHigh * tilesWide
-        let lanes = input.lanes, blocks = lanes / 16, depth = tiles * lanes
-        let (mr, nr) = (PackedGEMM.mr, PackedGEMM.nr)
-        let rows = g.outChannels, paddedRows = (rows + mr - 1) / mr * mr
-        let columns = g.inChannels, paddedColumns = (columns + nr - 1) / nr * nr
-        let aStride = paddedRows * depth, bStride = depth * paddedColumns, cStride = paddedRows * paddedColumns
-        let pool = ScratchPool.shared
-        let xs = pool.take(input.count), dys = pool.take(gradient.count)
-        let gradients = pool.take(points * aStride), inputs = pool.take(points * bStride)
-        let products = pool.take(points * cStride)
-        defer { pool.give(xs); pool.give(dys); pool.give(gradients); pool.give(inputs); pool.give(products) }
-        input.pack(x, into: xs, parallel: parallel) { chunk, chunks in
-            gradient.pack(dy, into: dys, channels: CPUParallel.range(chunk, of: chunks, count: gradient.channels))
-        }
-        let xsConst = UnsafePointer(xs), dysConst = UnsafePointer(dys)
-        // dM: per (row panel, tile, 16 lanes) the MR rows' 4x4 gradient tiles, transformed, then
-        // written lane by lane into each point's A panel (depth-major, MR rows side by side).
-        forEachItemRange(count: paddedRows / mr * tiles * blocks, costPerItem: 80 * mr * 16) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 36 + 36 * mr) { buffer in
-                let t = buffer.baseAddress!, staged = t + 36
-                let stagedFloats = UnsafeMutableRawPointer(staged).assumingMemoryBound(to: Float.self)
-                for item in items {
-                    let panel = item / (tiles * blocks), tile = (item / blocks) % tiles, n0 = (item % blocks) * 16
-                    let (th, tw) = (tile / tilesWide, tile % tilesWide)
-                    for r in 0..<mr {
-                        let co = panel * mr + r
-                        guard co < rows else {
-                            for e in 0..<points { staged[e * mr + r] = Vec() }
-                            continue
-                        }
-                        for i in 0..<4 {
-                            let oh = 4 * th + i
-                            for j in 0..<4 {
-                                let ow = 4 * tw + j
-                                t[i * 6 + j] = oh < g.outHeight && ow < g.outWidth ? Vec.load(dysConst + gradient.offset(co, oh, ow) + n0) : Vec()
-                            }
-                        }
-                        for j in 0..<4 { WinogradF43.transformOutputGradient(t + j, stride: 6) }
-                        for x in 0..<6 { WinogradF43.transformOutputGradient(t + 6 * x, stride: 1) }
-                        for e in 0..<points { staged[e * mr + r] = t[e] }
-                    }
-                    for e in 0..<points {
-                        WinogradF42.transposeLanes(stagedFloats + e * mr * 16, rows: mr,
-                                                   into: gradients + e * aStride + (panel * depth + tile * lanes + n0) * mr)
-                    }
-                }
-            }
-        }
-        // V: per (column panel, tile, 16 lanes) the NR columns' input tiles, transformed, then
-        // transposed into each point's B panel (depth-major, NR columns side by side).
-        forEachItemRange(count: paddedColumns / nr * tiles * blocks, costPerItem: 80 * nr * 16) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 36 + 36 * nr) { buffer in
-                let t = buffer.baseAddress!, staged = t + 36
-                let stagedFloats = UnsafeMutableRawPointer(staged).assumingMemoryBound(to: Float.self)
-                for item in items {
-                    let panel = item / (tiles * blocks), tile = (item / blocks) % tiles, n0 = (item % blocks) * 16
-                    let offsets = Self.forwardInputTile3x3(input, tile / tilesWide, tile % tilesWide)
-                    for kk in 0..<nr {
-                        let ci = panel * nr + kk
-                        guard ci < columns else {
-                            for e in 0..<points { staged[e * nr + kk] = Vec() }
-                            continue
-                        }
-                        WinogradF43.transformInputTile(xsConst + ci * input.channelStride + n0, offsets, scratch: t) { e, value in
-                            staged[e * nr + kk] = value
-                        }
-                    }
-                    for e in 0..<points {
-                        WinogradF42.transposeLanes(stagedFloats + e * nr * 16, rows: nr,
-                                                   into: inputs + e * bStride + (panel * depth + tile * lanes + n0) * nr)
-                    }
-                }
-            }
-        }
-        WinogradF42.multiply(points: points, rowPanels: paddedRows / mr, columnPanels: paddedColumns / nr, depth: depth,
-                             a: gradients, aStride: aStride, b: inputs, bStride: bStride, c: products, cStride: cStride,
-                             ldc: paddedColumns, parallel: parallel)
-        // dW = G^T dU G for 16 input channels at a time.
-        let productsConst = UnsafePointer(products)
-        forEachItemRange(count: rows, costPerItem: 36 * columns) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: 45) { buffer in
-                let u = buffer.baseAddress!, result = u + 36
-                let resultFloats = UnsafeMutableRawPointer(result).assumingMemoryBound(to: Float.self)
-                for co in items {
-                    var k0 = 0
-                    while k0 < columns {
-                        let count = Swift.min(16, columns - k0)
-                        let source = productsConst + co * paddedColumns + k0
-                        for e in 0..<points { u[e] = Vec.load(source + e * cStride, count) }
-                        // Along x (the row taps a) for each y, then along y (the column taps b).
-                        let y0 = WinogradF43.transformFilterGradient(u[0], u[6], u[12], u[18], u[24], u[30])
-                        let y1 = WinogradF43.transformFilterGradient(u[1], u[7], u[13], u[19], u[25], u[31])
-                        let y2 = WinogradF43.transformFilterGradient(u[2], u[8], u[14], u[20], u[26], u[32])
-                        let y3 = WinogradF43.transformFilterGradient(u[3], u[9], u[15], u[21], u[27], u[33])
-                        let y4 = WinogradF43.transformFilterGradient(u[4], u[10], u[16], u[22], u[28], u[34])
-                        let y5 = WinogradF43.transformFilterGradient(u[5], u[11], u[17], u[23], u[29], u[35])
-                        let r0 = WinogradF43.transformFilterGradient(y0.0, y1.0, y2.0, y3.0, y4.0, y5.0)
-                        let r1 = WinogradF43.transformFilterGradient(y0.1, y1.1, y2.1, y3.1, y4.1, y5.1)
-                        let r2 = WinogradF43.transformFilterGradient(y0.2, y1.2, y2.2, y3.2, y4.2, y5.2)
-                        result[0] = r0.0; result[1] = r0.1; result[2] = r0.2
-                        result[3] = r1.0; result[4] = r1.1; result[5] = r1.2
-                        result[6] = r2.0; result[7] = r2.1; result[8] = r2.2
-                        for lane in 0..<count {
-                            let taps = dw + (co * g.inChannels + k0 + lane) * 9
-                            for ab in 0..<9 {
-                                let value = resultFloats[ab * 16 + lane]
-                                taps[ab] = accumulate ? taps[ab] + value : value
-                            }
-                        }
-                        k0 += 16
-                    }
-                }
-            }
-        }
+        winogradBackwardWeights(WinogradF43.self, g, x: x, dy: dy, dw: dw, accumulate: accumulate, columns: g.inChannels,
+                                inputTile: { ci, th, tw in (ci * input.channelStride, Self.forwardInputTile3x3(input, th, tw)) },
+                                tapIndex: { co, ci, a, b in (co * g.inChannels + ci) * 9 + a * 3 + b })
     }
 }
