@@ -95,9 +95,9 @@ extension OpenCLBackend {
 
     private func pack(_ source: PackSource, rows: Int, depth: Int, into destination: cl_mem, panel: Int,
                       paddedRows: Int, paddedDepth: Int) throws {
-        // Segments of S consecutive elements per work-item; S divides the panel width.
-        var segment = 16
-        while panel % segment != 0 { segment /= 2 }
+        // Segments of S consecutive elements per work-item: the largest divisor of the panel
+        // width up to 16 (6-row panels in segments of 2 paid a work-item per two floats).
+        let segment = (1...Swift.min(16, Swift.max(1, panel))).last { panel % $0 == 0 } ?? 1
         let global = [paddedDepth, paddedRows / segment]
         switch source {
         case let .matrix(mem, offset, rowStride, depthStride):
