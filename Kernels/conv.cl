@@ -214,13 +214,8 @@ __kernel void bi_conv_forward(__global const float *xs, int Cin, int kh, int kw,
     for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = (float16)(0.0f);
     for (int ci = 0; ci < Cin; ++ci) {
         for (int ki = 0; ki < kh; ++ki) {
-            const __global float *row = base + ci * channelStride + ki * rowStride;
-            for (int kj = 0; kj < kw; ++kj) {
-                const float16 bv = vload16(0, row + kj * lanes);
-#pragma unroll
-                for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = fma((float16)(a[r]), bv, acc[r]);
-                a += GEMM_ROWS;
-            }
+            block_fma(acc, a, base + ci * channelStride + ki * rowStride, kw, lanes);
+            a += kw * GEMM_ROWS;
         }
     }
     __global float *out = ys + pos * lanes + lane;
@@ -270,13 +265,8 @@ __kernel void bi_conv_backward_data(__global const float *dys, int Cout, int kh,
     for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = (float16)(0.0f);
     for (int co = 0; co < Cout; ++co) {
         for (int t = 0; t < T; ++t) {
-            const __global float *row = base + co * channelStride - t * rowStride;
-            for (int u = 0; u < U; ++u) {
-                const float16 bv = vload16(0, row - u * lanes);
-#pragma unroll
-                for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = fma((float16)(a[r]), bv, acc[r]);
-                a += GEMM_ROWS;
-            }
+            block_fma(acc, a, base + co * channelStride - t * rowStride, U, -lanes);
+            a += U * GEMM_ROWS;
         }
     }
     __global float *out = dxs + pos * lanes + lane;
@@ -474,12 +464,7 @@ __kernel void w3_multiply(__global const float *A, int a_plane, __global const f
     float16 acc[GEMM_ROWS];
 #pragma unroll
     for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = (float16)(0.0f);
-    for (int k = 0; k < K; ++k) {
-        const float16 bv = vload16(0, b + (size_t)k * J);
-        const __global float *ak = a + k * GEMM_ROWS;
-#pragma unroll
-        for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = fma((float16)(ak[r]), bv, acc[r]);
-    }
+    block_fma(acc, a, b, K, J);
     __global float *m = M + (size_t)e * R * J + jb * 16;
 #pragma unroll
     for (int r = 0; r < GEMM_ROWS; ++r) {

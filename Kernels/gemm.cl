@@ -17,9 +17,6 @@
 // directly: element (i, j) lives at c_off + (j / cp) * cbs + i * ldc + j % cp (a plain
 // matrix has cp = N).
 
-#ifndef GEMM_ROWS
-#define GEMM_ROWS 8   // gemm_block: rows of C per work-item (its A panel width)
-#endif
 #ifndef TILE_M
 #define TILE_M 64     // gemm_tiled: rows of C per work-group
 #endif
@@ -75,12 +72,7 @@ __kernel void gemm_block(int K, __global const float *A, __global const float *B
     float16 acc[GEMM_ROWS];
 #pragma unroll
     for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = (float16)(0.0f);
-    for (int k = 0; k < K; ++k) {
-        const float16 bv = vload16(k, b);
-        const __global float *ak = a + k * GEMM_ROWS;
-#pragma unroll
-        for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = fma((float16)(ak[r]), bv, acc[r]);
-    }
+    block_fma(acc, a, b, K, 16);
     const int jb = j0 / cp, jr = j0 % cp;
     if (jr + 16 <= cp && j0 + 16 <= N && i0 + GEMM_ROWS <= M) {
         // A whole tile inside one segment of the column map: vector stores.
