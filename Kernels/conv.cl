@@ -277,12 +277,13 @@ __kernel void bi_conv_backward_data(__global const float *dys, int Cout, int kh,
     }
 }
 
-inline float bi_sum16(float16 v) {
-    const float8 a = v.lo + v.hi;
-    const float4 b = a.lo + a.hi;
+// The sum of a vector's lanes, halving it until one is left.
+inline float bi_sum8(float8 v) {
+    const float4 b = v.lo + v.hi;
     const float2 c = b.lo + b.hi;
     return c.x + c.y;
 }
+inline float bi_sum16(float16 v) { return bi_sum8(v.lo + v.hi); }
 
 #ifndef BW_CO    // output channels per work-item of bi_conv_backward_weights
 #define BW_CO 4
@@ -296,11 +297,11 @@ inline float bi_sum16(float16 v) {
 #if BW_WIDTH == 8
 typedef float8 bw_vector;
 #define bw_load vload8
-inline float bw_sum(float8 v) { const float4 b = v.lo + v.hi; const float2 c = b.lo + b.hi; return c.x + c.y; }
+#define bw_sum bi_sum8
 #else
 typedef float16 bw_vector;
 #define bw_load vload16
-inline float bw_sum(float16 v) { return bi_sum16(v); }
+#define bw_sum bi_sum16
 #endif
 
 // Backward-weights: dW[co][r] (+)= sum over positions and lanes of dys[co][pos][n] * xs[base(pos) + offset(r)][n],

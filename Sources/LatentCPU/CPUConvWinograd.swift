@@ -607,19 +607,28 @@ extension CPUBackend {
             gradient.pack(dy, into: dys, channels: CPUParallel.range(chunk, of: chunks, count: gradient.channels))
         }
         let xsConst = UnsafePointer(xs), dysConst = UnsafePointer(dys)
-        // Per (panel, tile, 16 lanes): `stage(index, t, staged)` writes `width` rows' (or
-        // columns') transformed tiles to staged[e * width + index], which are then transposed
-        // lane by lane into each point's panel (depth-major, `width` side by side).
-        func stagePanels(width: Int, panels: Int, into target: UnsafeMutablePointer<Float>, stride: Int,
-                         stage: (_ panel: Int, _ tile: Int, _ n0: Int, _ t: UnsafeMutablePointer<Vec>,
-                                 _ staged: UnsafeMutablePointer<Vec>) -> Void) {
+        // Per (panel, tile, 16 lanes): `stage(index, th, tw, n0, t, slots)` transforms the tile of
+        // row (or column) `index` and writes point e's 16 lanes to slots[e * width]; indices past
+        // `count` (the last panel's padding) stage zeros. The staged tiles are then transposed lane by
+        // lane into each point's panel (depth-major, `width` side by side).
+        func stagePanels(width: Int, count: Int, into target: UnsafeMutablePointer<Float>, stride: Int,
+                         stage: (_ index: Int, _ th: Int, _ tw: Int, _ n0: Int, _ t: UnsafeMutablePointer<Vec>,
+                                 _ slots: UnsafeMutablePointer<Vec>) -> Void) {
+            let panels = (count + width - 1) / width
             forEachItemRange(count: panels * tiles * blocks, costPerItem: 2 * (points + 10) * width * 16) { items in
                 withUnsafeTemporaryAllocation(of: Vec.self, capacity: points + points * width) { buffer in
                     let t = buffer.baseAddress!, staged = t + points
                     let stagedFloats = UnsafeMutableRawPointer(staged).assumingMemoryBound(to: Float.self)
                     for item in items {
                         let panel = item / (tiles * blocks), tile = (item / blocks) % tiles, n0 = (item % blocks) * 16
-                        stage(panel, tile, n0, t, staged)
+                        for r in 0..<width {
+                            let index = panel * width + r
+                            if index < count {
+                                stage(index, tile / tilesWide, tile % tilesWide, n0, t, staged + r)
+                            } else {
+                                for e in 0..<points { staged[e * width + r] = Vec() }
+                            }
+                        }
                         for e in 0..<points {
                             WinogradF42.transposeLanes(stagedFloats + e * width * 16, rows: width,
                                                        into: target + e * stride + (panel * depth + tile * lanes + n0) * width)
@@ -629,38 +638,22 @@ extension CPUBackend {
             }
         }
         // dM = A dY A^T: the A operand, MR rows of Cout.
-        stagePanels(width: mr, panels: paddedRows / mr, into: gradients, stride: aStride) { panel, tile, n0, t, staged in
-            let (th, tw) = (tile / tilesWide, tile % tilesWide)
-            for r in 0..<mr {
-                let co = panel * mr + r
-                guard co < rows else {
-                    for e in 0..<points { staged[e * mr + r] = Vec() }
-                    continue
+        stagePanels(width: mr, count: rows, into: gradients, stride: aStride) { co, th, tw, n0, t, slots in
+            for i in 0..<4 {
+                let oh = 4 * th + i
+                for j in 0..<4 {
+                    let ow = 4 * tw + j
+                    t[i * side + j] = oh < g.outHeight && ow < g.outWidth ? Vec.load(dysConst + gradient.offset(co, oh, ow) + n0) : Vec()
                 }
-                for i in 0..<4 {
-                    let oh = 4 * th + i
-                    for j in 0..<4 {
-                        let ow = 4 * tw + j
-                        t[i * side + j] = oh < g.outHeight && ow < g.outWidth ? Vec.load(dysConst + gradient.offset(co, oh, ow) + n0) : Vec()
-                    }
-                }
-                for j in 0..<4 { T.transformOutputGradient(t + j, stride: side) }
-                for x in 0..<side { T.transformOutputGradient(t + side * x, stride: 1) }
-                for e in 0..<points { staged[e * mr + r] = t[e] }
             }
+            for j in 0..<4 { T.transformOutputGradient(t + j, stride: side) }
+            for x in 0..<side { T.transformOutputGradient(t + side * x, stride: 1) }
+            for e in 0..<points { slots[e * mr] = t[e] }
         }
         // V = B^T d B of the forward's input tiles: the B operand, NR columns.
-        stagePanels(width: nr, panels: paddedColumns / nr, into: inputs, stride: bStride) { panel, tile, n0, t, staged in
-            let (th, tw) = (tile / tilesWide, tile % tilesWide)
-            for kk in 0..<nr {
-                let k = panel * nr + kk
-                guard k < columns else {
-                    for e in 0..<points { staged[e * nr + kk] = Vec() }
-                    continue
-                }
-                let (offset, offsets) = inputTile(k, th, tw)
-                T.transformInputTile(xsConst + offset + n0, offsets, scratch: t) { e, value in staged[e * nr + kk] = value }
-            }
+        stagePanels(width: nr, count: columns, into: inputs, stride: bStride) { k, th, tw, n0, t, slots in
+            let (offset, offsets) = inputTile(k, th, tw)
+            T.transformInputTile(xsConst + offset + n0, offsets, scratch: t) { e, value in slots[e * nr] = value }
         }
         WinogradF42.multiply(points: points, rowPanels: paddedRows / mr, columnPanels: paddedColumns / nr, depth: depth,
                              a: gradients, aStride: aStride, b: inputs, bStride: bStride, c: products, cStride: cStride,

@@ -106,8 +106,9 @@ extension OpenCLBackend {
         let dys = try scratchBuffer(.layoutOut, floats: gradient.count)
         try biPack(input, inputLayout, into: xs)
         try biPack(gradOutput, gradient, into: dys)
-        try enqueue(.conv, "bi_conv_backward_weights", global: [(depth + config.weightGradientRows - 1) / config.weightGradientRows,
-                                                                       (g.outChannels + config.weightGradientChannels - 1) / config.weightGradientChannels], [
+        let (blockRows, blockChannels) = (config.weightGradientRows, config.weightGradientChannels)
+        try enqueue(.conv, "bi_conv_backward_weights",
+                    global: [(depth + blockRows - 1) / blockRows, (g.outChannels + blockChannels - 1) / blockChannels], [
             .mem(xs), .int(g.inChannels), .int(g.kernelHeight), .int(g.kernelWidth), .int(g.strideHeight), .int(g.strideWidth),
             .int(inputLayout.rowStride), .int(inputLayout.channelStride), .int(inputLayout.lanes),
             .int(g.outHeight), .int(g.outWidth), .mem(dys), .int(gradient.channelStride), .int(g.outChannels),

@@ -82,22 +82,18 @@ final class DiscoveryAndBuildTests: XCTestCase {
 
     func testTunablesFromEnvironmentAreValidated() throws {
         let device = try OpenCLTestDevice.backend().device
-        var config = OpenCLKernelConfig.defaults(for: device)
-        config.tileM = 60
-        config.wptM = 7
-        XCTAssertThrowsError(try config.validate(for: device))
-        config = OpenCLKernelConfig.defaults(for: device)
-        config.reduceGroup = 48
-        XCTAssertThrowsError(try config.validate(for: device))
-        config = OpenCLKernelConfig.defaults(for: device)
-        config.gemmRowsLarge = 17
-        XCTAssertThrowsError(try config.validate(for: device))
-        config = OpenCLKernelConfig.defaults(for: device)
-        config.weightGradientWidth = 12
-        XCTAssertThrowsError(try config.validate(for: device))
-        config = OpenCLKernelConfig.defaults(for: device)
-        config.weightGradientRows = 9
-        XCTAssertThrowsError(try config.validate(for: device))
+        let invalid: [(String, (inout OpenCLKernelConfig) -> Void)] = [
+            ("TILE_M not a multiple of WPT_M", { $0.tileM = 60; $0.wptM = 7 }),
+            ("REDUCE_WG not a power of two", { $0.reduceGroup = 48 }),
+            ("GEMM_ROWS_LARGE past 16", { $0.gemmRowsLarge = 17 }),
+            ("BW_WIDTH neither 8 nor 16", { $0.weightGradientWidth = 12 }),
+            ("BW_R past 8", { $0.weightGradientRows = 9 }),
+        ]
+        for (name, change) in invalid {
+            var config = OpenCLKernelConfig.defaults(for: device)
+            change(&config)
+            XCTAssertThrowsError(try config.validate(for: device), name)
+        }
     }
 
     /// The block SGEMM's rows follow the device's native float vector: 6 where a float16

@@ -77,18 +77,13 @@ final class StepTimingTests: XCTestCase {
         let batch = 64
         var report: [String] = []
         for backend in [CPUBackend() as any Backend, try OpenCLTestDevice.backend()] {
-            let random = RandomSource(seed: 1)
-            let model = try TrainingParityTests.ConvVAE(latent: 32, on: backend, random: random)
-            let optimizer = try Optimizer(.adam, module: model)
-            let bce = ElementwiseLoss.bce(.sum), kl = GaussianKL(.logVariance)
-            let images = try Tensor(zeros: [batch, 1, 28, 28], on: backend)
-            try random.fillUniform(images, low: 0, high: 1)
-            _ = try model.step(images, optimizer: optimizer, bce: bce, kl: kl)
+            let step = try Self.convVAEStep(on: backend, batch: batch)
+            try step()
             var samples: [Double] = []
             let clock = ContinuousClock()
             for _ in 0..<5 {
                 let start = clock.now
-                _ = try model.step(images, optimizer: optimizer, bce: bce, kl: kl)
+                try step()
                 let elapsed = clock.now - start
                 samples.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
             }
@@ -100,16 +95,11 @@ final class StepTimingTests: XCTestCase {
         // Where the OpenCL step's device time goes, per kernel (a profiling queue, 3 steps).
         let device = try OpenCLTestDevice.backend().device
         let cl = try OpenCLBackend(device: device, config: try OpenCLKernelConfig.fromEnvironment(for: device), profiling: true)
-        let random = RandomSource(seed: 1)
-        let model = try TrainingParityTests.ConvVAE(latent: 32, on: cl, random: random)
-        let optimizer = try Optimizer(.adam, module: model)
-        let bce = ElementwiseLoss.bce(.sum), kl = GaussianKL(.logVariance)
-        let images = try Tensor(zeros: [batch, 1, 28, 28], on: cl)
-        try random.fillUniform(images, low: 0, high: 1)
-        _ = try model.step(images, optimizer: optimizer, bce: bce, kl: kl)
+        let step = try Self.convVAEStep(on: cl, batch: batch)
+        try step()
         _ = try cl.kernelProfile()
         let steps = 3
-        for _ in 0..<steps { _ = try model.step(images, optimizer: optimizer, bce: bce, kl: kl) }
+        for _ in 0..<steps { try step() }
         let rows = try cl.kernelProfile()
         let total = rows.reduce(0) { $0 + $1.milliseconds } / Double(steps)
         print(String(format: "conv VAE OpenCL step device time: %.1f ms (%@)", total, "\(cl.config)"))
@@ -117,5 +107,17 @@ final class StepTimingTests: XCTestCase {
             print(String(format: "    %-26@ %8.3f ms/step %5.1f%% %4d calls/step", row.kernel, row.milliseconds / Double(steps),
                          100 * row.milliseconds / Double(steps) / total, row.calls / steps))
         }
+    }
+
+    /// One training step (forward, backward, Adam) of the conv VAE on `backend`, the same
+    /// seed and uniform images every time it is built.
+    static func convVAEStep(on backend: any Backend, batch: Int) throws -> () throws -> Void {
+        let random = RandomSource(seed: 1)
+        let model = try TrainingParityTests.ConvVAE(latent: 32, on: backend, random: random)
+        let optimizer = try Optimizer(.adam, module: model)
+        let bce = ElementwiseLoss.bce(.sum), kl = GaussianKL(.logVariance)
+        let images = try Tensor(zeros: [batch, 1, 28, 28], on: backend)
+        try random.fillUniform(images, low: 0, high: 1)
+        return { _ = try model.step(images, optimizer: optimizer, bce: bce, kl: kl) }
     }
 }
