@@ -9,7 +9,9 @@ the rounds and the ratios first / other (above 1: the other side is faster).
 
 A SIDE is a `latent` binary, optionally preceded by environment settings and a colon
 (`NAME=VALUE,NAME2=VALUE2:binary`). THREADS sets --threads (default 2); BACKEND the backend
-(default cpu; `BACKEND=opencl` for the OpenCL rows, e.g. between LATENT_OPENCL_TUNE settings). On the shared
+(default cpu; `BACKEND=opencl` for the OpenCL rows, e.g. between LATENT_OPENCL_TUNE settings);
+STAT=min prints the fastest round instead of the median (for a machine whose neighbours come
+and go). Every other round runs the sides in reverse order. On the shared
 machines here the same binary differs by up to 1.5x between rounds on sub-millisecond rows:
 read small differences with that in mind, and use more rounds.
 """
@@ -36,8 +38,9 @@ def main():
         sys.exit(__doc__)
     rounds, groups, text, sides = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
     times = {side: {} for side in sides}
-    for _ in range(rounds):
-        for side in sides:
+    for round in range(rounds):
+        # Every other round runs the sides in reverse, so that neither always goes first.
+        for side in (sides if round % 2 == 0 else list(reversed(sides))):
             env, binary = parse(side)
             command = [binary, "bench", "ops", "--backend", os.environ.get("BACKEND", "cpu"),
                        "--threads", os.environ.get("THREADS", "2"), "--group", groups, "--json"]
@@ -50,7 +53,8 @@ def main():
           " | ".join(f"first / {i + 2}" for i in range(len(sides) - 1)) + " |")
     print("|---" * (2 * len(sides)) + "|")
     for key in times[sides[0]]:
-        medians = [statistics.median(times[side][key]) for side in sides]
+        pick = min if os.environ.get("STAT") == "min" else statistics.median
+        medians = [pick(times[side][key]) for side in sides]
         ratios = [medians[0] / m for m in medians[1:]]
         print(f"| {key} | " + " | ".join(f"{m:.3f}" for m in medians) + " | " +
               " | ".join(f"{r:.2f}" for r in ratios) + " |")

@@ -277,6 +277,53 @@ __kernel void bi_conv_backward_data(__global const float *dys, int Cout, int kh,
     }
 }
 
+#ifndef BD_POS   // input positions per work-item of bi_conv_backward_data_narrow
+#define BD_POS 4
+#endif
+
+// Backward-data into fewer channels than GEMM_ROWS (a decoder's last transposed conv,
+// 64 -> 1), where bi_conv_backward_data would spend GEMM_ROWS - Cin of its rows on nothing:
+// one channel ci x BD_POS positions iw0, iw0 + sw, ... of one row, all in one stride phase,
+// so they share every weight and read neighbouring gradient columns. A as for
+// bi_conv_backward_data (one panel). The taps run in the same order, so every element is
+// the same float. Global (lanes / 16, H * sw * chunks, Cin), chunks = ceil(ceil(W / sw) / BD_POS).
+__kernel void bi_conv_backward_data_narrow(__global const float *dys, int Cout, int kh, int kw, int sh, int sw,
+                                           int ph, int pw, int rowStride, int channelStride, int lanes,
+                                           int padTop, int padLeft, int W, __global const float *A, int phaseStride,
+                                           __global float *dxs, int outChannel, int chunks) {
+    const int lane = get_global_id(0) * 16, item = get_global_id(1), ci = get_global_id(2);
+    const int chunk = item % chunks, q = (item / chunks) % sw, ih = item / (chunks * sw);
+    const int iw0 = q + sw * chunk * BD_POS;
+    if (iw0 >= W) return;
+    const int count = min(BD_POS, (W - 1 - iw0) / sw + 1);
+    const int pa = (ih + ph) % sh, pb = (iw0 + pw) % sw;
+    const int T = bi_taps(pa, kh, sh), U = bi_taps(pb, kw, sw);
+    const __global float *base = dys + ((ih + ph) / sh + padTop) * rowStride + ((iw0 + pw) / sw + padLeft) * lanes + lane;
+    const __global float *a = A + (size_t)(pa * sw + pb) * phaseStride + ci;
+    int column[BD_POS];   // positions past the row's end repeat its last one (never stored)
+#pragma unroll
+    for (int j = 0; j < BD_POS; ++j) column[j] = min(j, count - 1) * lanes;
+    float16 acc[BD_POS];
+#pragma unroll
+    for (int j = 0; j < BD_POS; ++j) acc[j] = (float16)(0.0f);
+    for (int co = 0; co < Cout; ++co) {
+        for (int t = 0; t < T; ++t) {
+            const __global float *b = base + co * channelStride - t * rowStride;
+            for (int u = 0; u < U; ++u) {
+                const float16 weight = (float16)(a[0]);
+                a += GEMM_ROWS;
+#pragma unroll
+                for (int j = 0; j < BD_POS; ++j) acc[j] = fma(weight, vload16(0, b + column[j] - u * lanes), acc[j]);
+            }
+        }
+    }
+    __global float *out = dxs + ci * outChannel + (ih * W + iw0) * lanes + lane;
+#pragma unroll
+    for (int j = 0; j < BD_POS; ++j) {
+        if (j < count) vstore16(acc[j], 0, out + j * sw * lanes);
+    }
+}
+
 // The sum of a vector's lanes, halving it until one is left.
 inline float bi_sum8(float8 v) {
     const float4 b = v.lo + v.hi;

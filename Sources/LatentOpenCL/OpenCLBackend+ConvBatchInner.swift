@@ -87,6 +87,19 @@ extension OpenCLBackend {
             .view(weight), .int(g.inChannels), .int(g.outChannels), .int(g.kernelHeight), .int(g.kernelWidth),
             .int(sh), .int(sw), .int(phaseStride), .mem(packed),
         ])
+        if g.inChannels < rows {
+            // Fewer channels than a register block's rows: positions take their place.
+            let positions = config.narrowBackwardDataPositions
+            let chunks = ((g.inWidth + sw - 1) / sw + positions - 1) / positions
+            try enqueue(.conv, "bi_conv_backward_data_narrow", global: [result.lanes / 16, g.inHeight * sw * chunks, g.inChannels], [
+                .mem(dys), .int(g.outChannels), .int(g.kernelHeight), .int(g.kernelWidth), .int(sh), .int(sw),
+                .int(g.padHeight), .int(g.padWidth), .int(gradient.rowStride), .int(gradient.channelStride), .int(gradient.lanes),
+                .int(gradient.padTop), .int(gradient.padLeft), .int(g.inWidth), .mem(packed), .int(phaseStride),
+                .mem(dxs), .int(result.channelStride), .int(chunks),
+            ])
+            try biUnpack(dxs, result, into: gradInput, bias: bias, accumulate: accumulate)
+            return
+        }
         try enqueue(.conv, "bi_conv_backward_data", global: [result.lanes / 16, g.inHeight * g.inWidth, panels], [
             .mem(dys), .int(g.outChannels), .int(g.kernelHeight), .int(g.kernelWidth), .int(sh), .int(sw),
             .int(g.padHeight), .int(g.padWidth), .int(gradient.rowStride), .int(gradient.channelStride), .int(gradient.lanes),

@@ -51,6 +51,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     private var stagingBytes = 0
     /// With profiling on: events of enqueued kernels, and device time per kernel name.
     public let profiling: Bool
+    /// Profile rows per kernel name and global size (which layer's call is which).
+    public let profilingBySize: Bool
     private var pendingEvents: [(String, cl_event)] = []
     private var kernelTimes: [String: (calls: Int, nanoseconds: UInt64)] = [:]
 
@@ -81,13 +83,16 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     /// `profiling` records the device time of every kernel (see `kernelProfile`); it adds
-    /// an event per op, so it is for benchmarks, not training.
-    public init(device: OpenCLDeviceInfo, config: OpenCLKernelConfig? = nil, profiling: Bool = false) throws {
+    /// an event per op, so it is for benchmarks, not training. `bySize` keys its rows by
+    /// kernel name and global size.
+    public init(device: OpenCLDeviceInfo, config: OpenCLKernelConfig? = nil, profiling: Bool = false,
+                bySize: Bool = false) throws {
         let config = try config ?? OpenCLKernelConfig.fromEnvironment(for: device)
         try config.validate(for: device)
         self.device = device
         self.config = config
         self.profiling = profiling
+        profilingBySize = bySize
         shared = try DeviceContext.shared(for: device)
         var status: cl_int = 0
         let properties = cl_command_queue_properties(profiling ? CL_QUEUE_PROFILING_ENABLE : 0)
@@ -328,7 +333,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             }
         }
         try CL.check(status, "launch of \(name) (global \(globalSize), local \(local.map { "\($0)" } ?? "auto"))")
-        if let event { pendingEvents.append((name, event)) }
+        if let event { pendingEvents.append((profilingBySize ? "\(name) \(globalSize)" : name, event)) }
     }
 
     /// A scratch buffer of at least `floats` floats (call with the lock held). Growing

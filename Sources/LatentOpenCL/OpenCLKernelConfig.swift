@@ -41,6 +41,9 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     public var weightGradientChannels = 4
     public var weightGradientRows = 4
     public var weightGradientWidth = 16
+    /// bi_conv_backward_data_narrow (layers with fewer input channels than `gemmRows`):
+    /// positions per work-item.
+    public var narrowBackwardDataPositions = 4
     /// gemm_tiled: C tile per work-group, depth of a local-memory slice, work per work-item.
     public var tileM = 64
     public var tileN = 64
@@ -123,8 +126,9 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
                 case "BW_CO": config.weightGradientChannels = number
                 case "BW_R": config.weightGradientRows = number
                 case "BW_WIDTH": config.weightGradientWidth = number
+                case "BD_POS": config.narrowBackwardDataPositions = number
                 default:
-                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: unknown tunable \(parts[0]) (GEMM_ROWS, GEMM_ROWS_LARGE, GEMM_LARGE_MIN, TILE_M, TILE_N, TILE_K, WPT_M, WPT_N, REDUCE_WG, BW_CO, BW_R, BW_WIDTH)")
+                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: unknown tunable \(parts[0]) (GEMM_ROWS, GEMM_ROWS_LARGE, GEMM_LARGE_MIN, TILE_M, TILE_N, TILE_K, WPT_M, WPT_N, REDUCE_WG, BW_CO, BW_R, BW_WIDTH, BD_POS)")
                 }
             }
         }
@@ -139,6 +143,9 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
         }
         guard (1...8).contains(weightGradientChannels), (1...8).contains(weightGradientRows) else {
             throw LatentError.invalidArgument("BW_CO and BW_R must be 1...8, got \(weightGradientChannels) and \(weightGradientRows)")
+        }
+        guard (1...8).contains(narrowBackwardDataPositions) else {
+            throw LatentError.invalidArgument("BD_POS must be 1...8, got \(narrowBackwardDataPositions)")
         }
         guard weightGradientWidth == 8 || weightGradientWidth == 16 else {
             throw LatentError.invalidArgument("BW_WIDTH must be 8 or 16, got \(weightGradientWidth)")
@@ -164,7 +171,7 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     func defines(gemmRows rows: Int? = nil) -> String {
         "-D REDUCE_WG=\(reduceGroup) -D GEMM_ROWS=\(rows ?? gemmRows) -D TILE_M=\(tileM) -D TILE_N=\(tileN) -D TILE_K=\(tileK) "
             + "-D WPT_M=\(wptM) -D WPT_N=\(wptN) -D BW_CO=\(weightGradientChannels) -D BW_R=\(weightGradientRows) "
-            + "-D BW_WIDTH=\(weightGradientWidth)"
+            + "-D BW_WIDTH=\(weightGradientWidth) -D BD_POS=\(narrowBackwardDataPositions)"
     }
 
     public var description: String {

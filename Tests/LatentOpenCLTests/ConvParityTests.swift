@@ -112,6 +112,23 @@ final class ConvParityTests: XCTestCase {
                       backend: try OpenCLBackend(device: device, config: config))
         }
     }
+    /// Backward-data into fewer channels than GEMM_ROWS (bi_conv_backward_data_narrow): 1, 3
+    /// and 4 positions per work-item, and 16-row blocks, under which every layer here with
+    /// fewer than 16 input channels (stride phases without taps, rows that end mid-block) takes it.
+    /// Only those layers: the others' passes are testBatchInnerKernels'.
+    func testNarrowBackwardData() throws {
+        let device = try OpenCLTestDevice.backend().device
+        for (rows, positions) in [(8, 1), (8, 3), (16, 4)] {
+            var config = OpenCLKernelConfig.defaults(for: device)
+            config.gemm = .block
+            config.convolution = .batchInner
+            config.gemmRows = rows
+            config.gemmRowsLarge = rows
+            config.narrowBackwardDataPositions = positions
+            try check(.block, convolution: .batchInner, geometries: try Self.batchInnerGeometries().filter { $0.inChannels < rows },
+                      backend: try OpenCLBackend(device: device, config: config))
+        }
+    }
     func testIm2colKernelsAtLargeBatches() throws {
         try check(.block, convolution: .im2col, geometries: try Self.batchInnerGeometries())
     }

@@ -88,6 +88,7 @@ final class DiscoveryAndBuildTests: XCTestCase {
             ("GEMM_ROWS_LARGE past 16", { $0.gemmRowsLarge = 17 }),
             ("BW_WIDTH neither 8 nor 16", { $0.weightGradientWidth = 12 }),
             ("BW_R past 8", { $0.weightGradientRows = 9 }),
+            ("BD_POS past 8", { $0.narrowBackwardDataPositions = 9 }),
         ]
         for (name, change) in invalid {
             var config = OpenCLKernelConfig.defaults(for: device)

@@ -92,9 +92,12 @@ final class StepTimingTests: XCTestCase {
         }
         print("conv VAE step, batch \(batch): " + report.joined(separator: ", "))
 
-        // Where the OpenCL step's device time goes, per kernel (a profiling queue, 3 steps).
+        // Where the OpenCL step's device time goes, per kernel (a profiling queue, 3 steps);
+        // per kernel and global size with LATENT_OPENCL_TIMING_SIZES=1.
         let device = try OpenCLTestDevice.backend().device
-        let cl = try OpenCLBackend(device: device, config: try OpenCLKernelConfig.fromEnvironment(for: device), profiling: true)
+        let bySize = ProcessInfo.processInfo.environment["LATENT_OPENCL_TIMING_SIZES"] == "1"
+        let cl = try OpenCLBackend(device: device, config: try OpenCLKernelConfig.fromEnvironment(for: device), profiling: true,
+                                   bySize: bySize)
         let step = try Self.convVAEStep(on: cl, batch: batch)
         try step()
         _ = try cl.kernelProfile()
@@ -103,8 +106,8 @@ final class StepTimingTests: XCTestCase {
         let rows = try cl.kernelProfile()
         let total = rows.reduce(0) { $0 + $1.milliseconds } / Double(steps)
         print(String(format: "conv VAE OpenCL step device time: %.1f ms (%@)", total, "\(cl.config)"))
-        for row in rows.prefix(24) {
-            print(String(format: "    %-26@ %8.3f ms/step %5.1f%% %4d calls/step", row.kernel, row.milliseconds / Double(steps),
+        for row in rows.prefix(bySize ? 60 : 24) {
+            print(String(format: "    %-40@ %8.3f ms/step %5.1f%% %4d calls/step", row.kernel, row.milliseconds / Double(steps),
                          100 * row.milliseconds / Double(steps) / total, row.calls / steps))
         }
     }
