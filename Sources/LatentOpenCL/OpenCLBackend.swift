@@ -317,6 +317,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             }
         }
         var globalSize = global
+        let local = local ?? config.balancedLocalSize(global: global, maxGroupSize: device.maxWorkGroupSize)
         if let local {
             for d in globalSize.indices { globalSize[d] = (globalSize[d] + local[d] - 1) / local[d] * local[d] }
         }

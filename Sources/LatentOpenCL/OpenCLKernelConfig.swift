@@ -44,6 +44,10 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// bi_conv_backward_data_narrow (layers with fewer input channels than `gemmRows`):
     /// positions per work-item.
     public var narrowBackwardDataPositions = 4
+    /// CPU-class devices: launches of two or more dimensions without a local size of their
+    /// own get one that makes at least this many work-groups (0: the driver's choice). See
+    /// `balancedLocalSize`.
+    public var minimumGroups = 256
     /// gemm_tiled: C tile per work-group, depth of a local-memory slice, work per work-item.
     public var tileM = 64
     public var tileN = 64
@@ -110,8 +114,9 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
             defer { if let largeRows { config.gemmRowsLarge = largeRows } }
             for item in value.split(separator: ",") {
                 let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard parts.count == 2, let number = Int(parts[1]), number > 0 else {
-                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: \"\(item)\" is not NAME=positive integer")
+                // WG_MIN=0 hands the local size back to the driver; every other tunable is positive.
+                guard parts.count == 2, let number = Int(parts[1]), number > 0 || (number == 0 && parts[0].uppercased() == "WG_MIN") else {
+                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: \"\(item)\" is not NAME=positive integer (WG_MIN may be 0)")
                 }
                 switch parts[0].uppercased() {
                 case "GEMM_ROWS": config.gemmRows = number; config.gemmRowsLarge = number
@@ -127,8 +132,9 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
                 case "BW_R": config.weightGradientRows = number
                 case "BW_WIDTH": config.weightGradientWidth = number
                 case "BD_POS": config.narrowBackwardDataPositions = number
+                case "WG_MIN": config.minimumGroups = number
                 default:
-                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: unknown tunable \(parts[0]) (GEMM_ROWS, GEMM_ROWS_LARGE, GEMM_LARGE_MIN, TILE_M, TILE_N, TILE_K, WPT_M, WPT_N, REDUCE_WG, BW_CO, BW_R, BW_WIDTH, BD_POS)")
+                    throw LatentError.invalidArgument("LATENT_OPENCL_TUNE: unknown tunable \(parts[0]) (GEMM_ROWS, GEMM_ROWS_LARGE, GEMM_LARGE_MIN, TILE_M, TILE_N, TILE_K, WPT_M, WPT_N, REDUCE_WG, BW_CO, BW_R, BW_WIDTH, BD_POS, WG_MIN)")
                 }
             }
         }
@@ -160,6 +166,26 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
         guard reduceGroup > 0, reduceGroup & (reduceGroup - 1) == 0, reduceGroup <= max(1, device.maxWorkGroupSize) else {
             throw LatentError.invalidArgument("REDUCE_WG must be a power of two up to \(device.maxWorkGroupSize), got \(reduceGroup)")
         }
+    }
+
+    /// The local size of a launch on a CPU-class device: [global[0], d, 1, ...] with d the
+    /// largest divisor of global[1] that leaves at least `minimumGroups` work-groups (or 1).
+    /// PoCL's own choice is the largest local size that divides the global one, up to 4096
+    /// work-items: 2-4 work-groups for the conv VAE's big kernels, so its two threads split
+    /// each launch in halves, and a core that falls behind (another process, a neighbour on
+    /// the host) leaves the other idle until it finishes. Many small work-groups are handed
+    /// out as threads free up. The conv VAE step on PoCL (Zen 3): 468-552 images/s without,
+    /// 510-587 with 256 (4 alternating rounds, 2026-12-03; docs/PERFORMANCE.md).
+    /// nil: the driver chooses (GPUs, one-dimensional launches, or `minimumGroups` 0).
+    func balancedLocalSize(global: [Int], maxGroupSize: Int) -> [Int]? {
+        guard gemm == .block, minimumGroups > 0, global.count >= 2, global[0] <= maxGroupSize else { return nil }
+        let outer = global.dropFirst(2).reduce(1, *)
+        var rows = global[1]
+        while rows > 1 && ((global[1] / rows) * outer < minimumGroups || global[0] * rows > maxGroupSize) {
+            rows -= 1
+            while global[1] % rows != 0 { rows -= 1 }
+        }
+        return [global[0], rows] + Array(repeating: 1, count: global.count - 2)
     }
 
     /// gemm_block's rows for an SGEMM of this size.

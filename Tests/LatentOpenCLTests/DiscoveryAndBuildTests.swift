@@ -80,6 +80,31 @@ final class DiscoveryAndBuildTests: XCTestCase {
         XCTAssertNil(KernelBinaryCache.load(key: key, in: nil))
     }
 
+    /// CPU-class launches get enough work-groups for PoCL's threads to balance: the conv
+    /// VAE's kernels, a row count with no divisor in between, sizes past the device's limit.
+    func testBalancedLocalSizes() throws {
+        var config = OpenCLKernelConfig.defaults(for: try OpenCLTestDevice.backend().device)
+        config.gemm = .block
+        config.minimumGroups = 256
+        XCTAssertEqual(config.balancedLocalSize(global: [4, 49, 22], maxGroupSize: 4096), [4, 1, 1])
+        XCTAssertEqual(config.balancedLocalSize(global: [4, 196, 11], maxGroupSize: 4096), [4, 7, 1])
+        XCTAssertEqual(config.balancedLocalSize(global: [342, 32], maxGroupSize: 4096), [342, 1])
+        XCTAssertEqual(config.balancedLocalSize(global: [2, 1046], maxGroupSize: 4096), [2, 2])
+        XCTAssertEqual(config.balancedLocalSize(global: [3, 1021], maxGroupSize: 4096), [3, 1])
+        XCTAssertEqual(config.balancedLocalSize(global: [64, 512], maxGroupSize: 64), [64, 1])
+        XCTAssertNil(config.balancedLocalSize(global: [6272, 11], maxGroupSize: 4096))
+        XCTAssertNil(config.balancedLocalSize(global: [401408], maxGroupSize: 4096))
+        config.minimumGroups = 4
+        XCTAssertEqual(config.balancedLocalSize(global: [4, 49, 2], maxGroupSize: 4096), [4, 7, 1])
+        XCTAssertEqual(config.balancedLocalSize(global: [4, 49, 4], maxGroupSize: 4096), [4, 49, 1])
+        XCTAssertEqual(config.balancedLocalSize(global: [16, 1024], maxGroupSize: 1024), [16, 64])
+        config.minimumGroups = 0
+        XCTAssertNil(config.balancedLocalSize(global: [4, 49, 22], maxGroupSize: 4096))
+        config.minimumGroups = 256
+        config.gemm = .tiled
+        XCTAssertNil(config.balancedLocalSize(global: [4, 49, 22], maxGroupSize: 4096))
+    }
+
     func testTunablesFromEnvironmentAreValidated() throws {
         let device = try OpenCLTestDevice.backend().device
         let invalid: [(String, (inout OpenCLKernelConfig) -> Void)] = [
