@@ -97,19 +97,24 @@ final class ConvParityTests: XCTestCase {
         try check(.block, convolution: .winograd, geometries: try Self.geometries() + Self.winogradGeometries())
         try check(.tiled, convolution: .winograd, geometries: try Self.winogradGeometries())
     }
+    /// The batch-inner kernels (block SGEMM) with the device's defaults changed by `change`.
+    func checkBatchInner(_ geometries: [ConvGeometry], _ change: (inout OpenCLKernelConfig) -> Void) throws {
+        let device = try OpenCLTestDevice.backend().device
+        var config = OpenCLKernelConfig.defaults(for: device)
+        config.gemm = .block
+        config.convolution = .batchInner
+        change(&config)
+        try check(.block, convolution: .batchInner, geometries: geometries, backend: try OpenCLBackend(device: device, config: config))
+    }
     /// The weight gradient's register blocks (BW_CO x BW_R, float16 or float8 lanes): both
     /// device-class defaults and blocks that divide none of the channel or tap counts.
     func testWeightGradientBlocks() throws {
-        let device = try OpenCLTestDevice.backend().device
         for (channels, rows, width) in [(4, 4, 16), (4, 3, 8), (3, 5, 8), (1, 1, 16)] {
-            var config = OpenCLKernelConfig.defaults(for: device)
-            config.gemm = .block
-            config.convolution = .batchInner
-            config.weightGradientChannels = channels
-            config.weightGradientRows = rows
-            config.weightGradientWidth = width
-            try check(.block, convolution: .batchInner, geometries: try Self.batchInnerGeometries(),
-                      backend: try OpenCLBackend(device: device, config: config))
+            try checkBatchInner(try Self.batchInnerGeometries()) {
+                $0.weightGradientChannels = channels
+                $0.weightGradientRows = rows
+                $0.weightGradientWidth = width
+            }
         }
     }
     /// Backward-data into fewer channels than GEMM_ROWS (bi_conv_backward_data_narrow): 1, 3
@@ -117,16 +122,12 @@ final class ConvParityTests: XCTestCase {
     /// fewer than 16 input channels (stride phases without taps, rows that end mid-block) takes it.
     /// Only those layers: the others' passes are testBatchInnerKernels'.
     func testNarrowBackwardData() throws {
-        let device = try OpenCLTestDevice.backend().device
         for (rows, positions) in [(8, 1), (8, 3), (16, 4)] {
-            var config = OpenCLKernelConfig.defaults(for: device)
-            config.gemm = .block
-            config.convolution = .batchInner
-            config.gemmRows = rows
-            config.gemmRowsLarge = rows
-            config.narrowBackwardDataPositions = positions
-            try check(.block, convolution: .batchInner, geometries: try Self.batchInnerGeometries().filter { $0.inChannels < rows },
-                      backend: try OpenCLBackend(device: device, config: config))
+            try checkBatchInner(try Self.batchInnerGeometries().filter { $0.inChannels < rows }) {
+                $0.gemmRows = rows
+                $0.gemmRowsLarge = rows
+                $0.narrowBackwardDataPositions = positions
+            }
         }
     }
     func testIm2colKernelsAtLargeBatches() throws {
