@@ -122,22 +122,7 @@ __kernel void batchnorm_backward(__global const float *dy, int dy_off, __global 
 // CPU-class devices (PoCL): one work-item per channel, each sample's row of `spatial` floats
 // in float16 partial sums (as the CPU backend's vector loops), rows added up in acc_t. A
 // work-group per channel spends its time in barriers and scalar strided loops there.
-#ifdef LATENT_ACC_DOUBLE
-inline acc_t lanes_sum(float16 v) {
-    const double16 d = convert_double16(v);
-    const double8 a = d.lo + d.hi;
-    const double4 b = a.lo + a.hi;
-    const double2 e = b.lo + b.hi;
-    return e.x + e.y;
-}
-#else
-inline acc_t lanes_sum(float16 v) {
-    const float8 a = v.lo + v.hi;
-    const float4 b = a.lo + a.hi;
-    const float2 e = b.lo + b.hi;
-    return e.x + e.y;
-}
-#endif
+// lanes_sum: common.clh.
 
 __kernel void batchnorm_train_channels(__global const float *x, int x_off, __global float *y, int y_off,
                                        __global const float *gamma, int g_off, __global const float *beta, int b_off,

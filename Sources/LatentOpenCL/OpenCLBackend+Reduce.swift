@@ -46,6 +46,13 @@ extension OpenCLBackend {
                 ])
                 return
             }
+            if config.gemm == .block {
+                // CPU-class devices: a work-item per channel (see reduce.cl).
+                try enqueue(.reduce, "channel_sum_rows", global: [channels], [
+                    .view(input), .int(batch), .int(channels), .int(spatial), .view(output), .int(accumulate ? 1 : 0),
+                ])
+                return
+            }
             try enqueue(.reduce, "channel_sum", global: [channels * config.reduceGroup], local: [config.reduceGroup], [
                 .view(input), .int(batch), .int(channels), .int(spatial), .view(output), .int(accumulate ? 1 : 0),
             ])

@@ -28,16 +28,23 @@ final class ReduceParityTests: XCTestCase {
         }
     }
 
+    /// Both kernels: a work-item per channel (block, CPU-class devices) and a work-group per
+    /// channel (tiled, GPUs); rows shorter than, equal to and past 16 floats.
     func testChannelSum() throws {
-        let pair = Pair(try OpenCLTestDevice.backend())
+        for variant in [OpenCLKernelConfig.GemmVariant.block, .tiled] {
+            try checkChannelSum(Pair(try OpenCLTestDevice.backend(variant)))
+        }
+    }
+
+    func checkChannelSum(_ pair: Pair) throws {
         var random = TestRandom(seed: 2)
-        for (batch, channels, spatial) in [(1, 1, 1), (64, 33, 1), (3, 5, 49), (17, 2, 196)] {
+        for (batch, channels, spatial) in [(1, 1, 1), (64, 33, 1), (3, 5, 49), (17, 2, 196), (2, 3, 15), (4, 7, 32)] {
             let x = try pair.buffers(random.array(batch * channels * spatial), offset: 1)
             for accumulate in [false, true] {
                 let out = try pair.buffers(random.array(channels), offset: 2)
                 try pair.cpu.channelSum(input: x.cpu, output: out.cpu, batch: batch, channels: channels, spatial: spatial, accumulate: accumulate)
                 try pair.cl.channelSum(input: x.cl, output: out.cl, batch: batch, channels: channels, spatial: spatial, accumulate: accumulate)
-                try pair.assertSame(out, tolerance: 1e-6, "channelSum \(batch)x\(channels)x\(spatial) \(accumulate)")
+                try pair.assertSame(out, tolerance: 1e-6, "channelSum \(pair.cl.config) \(batch)x\(channels)x\(spatial) \(accumulate)")
             }
         }
     }
