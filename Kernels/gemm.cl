@@ -48,6 +48,12 @@ __kernel void gemm_pack(__global const float *src, int src_off, int rs, int ks, 
     const int k = get_global_id(0), r0 = get_global_id(1) * S;
     if (k >= Kp || r0 >= Rp) return;
     __global float *out = PACKED(dst, r0, k, W, Kp);
+    if (S == 16 && rs == 1 && k < K && r0 + 16 <= R) {
+        // A whole segment of a row-major source: one vector copy (PoCL ran the element loop
+        // at a few GB/s: 1.33 -> 0.37 ms a step for the conv VAE's 64 x 6272 Linear input).
+        vstore16(vload16(0, src + src_off + r0 + k * ks), 0, out);
+        return;
+    }
     for (int t = 0; t < S; ++t) {
         const int r = r0 + t;
         out[t] = (k < K && r < R) ? src[src_off + r * rs + k * ks] : 0.0f;
