@@ -122,7 +122,7 @@ __kernel void batchnorm_backward(__global const float *dy, int dy_off, __global 
 // CPU-class devices (PoCL): one work-item per channel, each sample's row of `spatial` floats
 // in float16 partial sums (as the CPU backend's vector loops), rows added up in acc_t. A
 // work-group per channel spends its time in barriers and scalar strided loops there.
-// lanes_sum: common.clh.
+// lanes_sum, row_sum: common.clh.
 
 __kernel void batchnorm_train_channels(__global const float *x, int x_off, __global float *y, int y_off,
                                        __global const float *gamma, int g_off, __global const float *beta, int b_off,
@@ -134,15 +134,7 @@ __kernel void batchnorm_train_channels(__global const float *x, int x_off, __glo
     if (c >= channels) return;
     const acc_t n = (acc_t)(batch * spatial);
     acc_t sum = 0;
-    for (int b = 0; b < batch; ++b) {
-        const __global float *row = x + x_off + (b * channels + c) * spatial;
-        float16 acc = (float16)(0.0f);
-        float tail = 0.0f;
-        int s = 0;
-        for (; s + 16 <= spatial; s += 16) acc += vload16(0, row + s);
-        for (; s < spatial; ++s) tail += row[s];
-        sum += lanes_sum(acc) + (acc_t)tail;
-    }
+    for (int b = 0; b < batch; ++b) sum += row_sum(x + x_off + (b * channels + c) * spatial, spatial);
     const float mean_f = (float)(sum / n);
     acc_t deviations = 0, squares = 0;
     for (int b = 0; b < batch; ++b) {

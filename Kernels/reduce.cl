@@ -45,7 +45,7 @@ __kernel void channel_sum(__global const float *x, int x_off, int batch, int cha
 }
 
 // channel_sum on CPU-class devices (PoCL): one work-item per channel, each sample's row in
-// float16 partial sums, rows added in acc_t, as batchnorm_train_channels. channel_sum's
+// float16 partial sums (row_sum), rows added in acc_t, as batchnorm_train_channels. channel_sum's
 // work-group per channel spent its time in scalar strided loops and the reduction tree there
 // (0.5-1 ms a call for the conv VAE's layers).
 __kernel void channel_sum_rows(__global const float *x, int x_off, int batch, int channels, int spatial,
@@ -53,15 +53,7 @@ __kernel void channel_sum_rows(__global const float *x, int x_off, int batch, in
     const int c = get_global_id(0);
     if (c >= channels) return;
     acc_t total = 0;
-    for (int n = 0; n < batch; ++n) {
-        const __global float *row = x + x_off + (n * channels + c) * spatial;
-        float16 acc = (float16)(0.0f);
-        float tail = 0.0f;
-        int s = 0;
-        for (; s + 16 <= spatial; s += 16) acc += vload16(0, row + s);
-        for (; s < spatial; ++s) tail += row[s];
-        total += lanes_sum(acc) + (acc_t)tail;
-    }
+    for (int n = 0; n < batch; ++n) total += row_sum(x + x_off + (n * channels + c) * spatial, spatial);
     out[out_off + c] = (accumulate ? out[out_off + c] : 0.0f) + (float)total;
 }
 
