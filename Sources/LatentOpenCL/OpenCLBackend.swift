@@ -317,7 +317,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             }
         }
         var globalSize = global
-        let local = local ?? config.balancedLocalSize(global: global, maxGroupSize: device.maxWorkGroupSize)
+        let local = local ?? config.balancedLocalSize(global: global, maxGroupSize: device.maxWorkGroupSize,
+                                                      maxItems: device.maxWorkItemSizes)
         if let local {
             for d in globalSize.indices { globalSize[d] = (globalSize[d] + local[d] - 1) / local[d] * local[d] }
         }

@@ -29,6 +29,8 @@ public struct OpenCLDeviceInfo: Sendable, CustomStringConvertible {
     /// Local memory that is on-chip (`CL_LOCAL`) rather than ordinary memory (`CL_GLOBAL`, PoCL).
     public let dedicatedLocalMemory: Bool
     public let maxWorkGroupSize: Int
+    /// Work-items a work-group may have along each dimension (`CL_DEVICE_MAX_WORK_ITEM_SIZES`).
+    public let maxWorkItemSizes: [Int]
     public let hasFP64: Bool
     /// `-cl-fp32-correctly-rounded-divide-sqrt` is accepted.
     public let correctlyRoundedDivideSqrt: Bool
@@ -171,6 +173,7 @@ public enum OpenCLDiscovery {
             localMemoryBytes: deviceValue(id, CL_DEVICE_LOCAL_MEM_SIZE, cl_ulong(0)),
             dedicatedLocalMemory: localType == cl_device_local_mem_type(CL_LOCAL),
             maxWorkGroupSize: Int(deviceValue(id, CL_DEVICE_MAX_WORK_GROUP_SIZE, Int(0))),
+            maxWorkItemSizes: deviceSizes(id, CL_DEVICE_MAX_WORK_ITEM_SIZES),
             hasFP64: doubleConfig != 0 || extensions.contains("cl_khr_fp64"),
             correctlyRoundedDivideSqrt: singleConfig & cl_device_fp_config(CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0,
             nativeFloatVectorWidth: Int(deviceValue(id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, cl_uint(0))),
@@ -183,6 +186,17 @@ public enum OpenCLDiscovery {
             latent_clGetDeviceInfo(id, cl_device_info(parameter), raw.count, raw.baseAddress, nil)
         }
         return status == CL_SUCCESS ? value : fallback
+    }
+
+    /// A size_t array parameter ([] when the query fails).
+    static func deviceSizes(_ id: cl_device_id, _ parameter: Int32) -> [Int] {
+        var bytes = 0
+        guard latent_clGetDeviceInfo(id, cl_device_info(parameter), 0, nil, &bytes) == CL_SUCCESS, bytes > 0 else { return [] }
+        var values = [Int](repeating: 0, count: (bytes + MemoryLayout<Int>.size - 1) / MemoryLayout<Int>.size)
+        let status = values.withUnsafeMutableBytes { raw in
+            latent_clGetDeviceInfo(id, cl_device_info(parameter), bytes, raw.baseAddress, nil)
+        }
+        return status == CL_SUCCESS ? values : []
     }
 
     static func deviceString(_ id: cl_device_id, _ parameter: Int32) -> String {

@@ -177,11 +177,15 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// out as threads free up. The conv VAE step on PoCL (Zen 3): 468-552 images/s without,
     /// 510-587 with 256 (4 alternating rounds, 2026-12-03; docs/PERFORMANCE.md).
     /// nil: the driver chooses (GPUs, one-dimensional launches, or `minimumGroups` 0).
-    func balancedLocalSize(global: [Int], maxGroupSize: Int) -> [Int]? {
-        guard gemm == .block, minimumGroups > 0, global.count >= 2, global[0] <= maxGroupSize else { return nil }
+    /// `maxItems`: the device's limit per dimension (none: `maxGroupSize` in each).
+    func balancedLocalSize(global: [Int], maxGroupSize: Int, maxItems: [Int] = []) -> [Int]? {
+        let limit = { (dimension: Int) in dimension < maxItems.count ? maxItems[dimension] : maxGroupSize }
+        guard gemm == .block, minimumGroups > 0, global.count >= 2, global[0] <= Swift.min(maxGroupSize, limit(0)) else {
+            return nil
+        }
         let outer = global.dropFirst(2).reduce(1, *)
         var rows = global[1]
-        while rows > 1 && ((global[1] / rows) * outer < minimumGroups || global[0] * rows > maxGroupSize) {
+        while rows > 1 && ((global[1] / rows) * outer < minimumGroups || global[0] * rows > maxGroupSize || rows > limit(1)) {
             rows -= 1
             while global[1] % rows != 0 { rows -= 1 }
         }

@@ -92,6 +92,13 @@ final class DiscoveryAndBuildTests: XCTestCase {
         XCTAssertEqual(config.balancedLocalSize(global: [2, 1046], maxGroupSize: 4096), [2, 2])
         XCTAssertEqual(config.balancedLocalSize(global: [3, 1021], maxGroupSize: 4096), [3, 1])
         XCTAssertEqual(config.balancedLocalSize(global: [64, 512], maxGroupSize: 64), [64, 1])
+        // Per-dimension limits: enough work-groups with 49 rows, but at most 8 are allowed there.
+        XCTAssertEqual(config.balancedLocalSize(global: [4, 49, 1024], maxGroupSize: 4096), [4, 49, 1])
+        XCTAssertEqual(config.balancedLocalSize(global: [4, 49, 1024], maxGroupSize: 4096, maxItems: [4096, 8, 8]), [4, 7, 1])
+        XCTAssertNil(config.balancedLocalSize(global: [342, 32], maxGroupSize: 4096, maxItems: [256, 256, 256]))
+        let device = try OpenCLTestDevice.backend().device
+        XCTAssertGreaterThanOrEqual(device.maxWorkItemSizes.count, 3, "CL_DEVICE_MAX_WORK_ITEM_SIZES")
+        XCTAssertTrue(device.maxWorkItemSizes.allSatisfy { $0 > 0 }, "\(device.maxWorkItemSizes)")
         XCTAssertNil(config.balancedLocalSize(global: [6272, 11], maxGroupSize: 4096))
         XCTAssertNil(config.balancedLocalSize(global: [401408], maxGroupSize: 4096))
         config.minimumGroups = 4
