@@ -174,22 +174,22 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// work-items: 2-4 work-groups for the conv VAE's big kernels, so its two threads split
     /// each launch in halves, and a core that falls behind (another process, a neighbour on
     /// the host) leaves the other idle until it finishes. Many small work-groups are handed
-    /// out as threads free up. The conv VAE step on PoCL (Zen 3): 468-552 images/s without,
-    /// 510-587 with 256 (4 alternating rounds, 2026-12-03; docs/PERFORMANCE.md).
+    /// out as threads free up. The conv VAE on PoCL (Zen 3): 536 images/s without, 686 with
+    /// 256 (medians of 5 alternating rounds, 2026-12-03; docs/PERFORMANCE.md).
     /// nil: the driver chooses (GPUs, one-dimensional launches, or `minimumGroups` 0).
     /// `maxItems`: the device's limit per dimension (none: `maxGroupSize` in each).
+    /// Runs on every launch, so the divisor search starts at the bound, not at global[1].
     func balancedLocalSize(global: [Int], maxGroupSize: Int, maxItems: [Int] = []) -> [Int]? {
         let limit = { (dimension: Int) in dimension < maxItems.count ? maxItems[dimension] : maxGroupSize }
         guard gemm == .block, minimumGroups > 0, global.count >= 2, global[0] <= Swift.min(maxGroupSize, limit(0)) else {
             return nil
         }
         let outer = global.dropFirst(2).reduce(1, *)
-        var rows = global[1]
-        while rows > 1 && ((global[1] / rows) * outer < minimumGroups || global[0] * rows > maxGroupSize || rows > limit(1)) {
-            rows -= 1
-            while global[1] % rows != 0 { rows -= 1 }
-        }
-        return [global[0], rows] + Array(repeating: 1, count: global.count - 2)
+        // global[1] / d groups along the second dimension: at least this many for minimumGroups in all.
+        let groupsNeeded = (minimumGroups + outer - 1) / outer
+        var rows = Swift.min(global[1] / groupsNeeded, maxGroupSize / global[0], limit(1))
+        while rows > 1 && global[1] % rows != 0 { rows -= 1 }
+        return [global[0], Swift.max(rows, 1)] + Array(repeating: 1, count: global.count - 2)
     }
 
     /// gemm_block's rows for an SGEMM of this size.
