@@ -173,7 +173,7 @@ public enum OpenCLDiscovery {
             localMemoryBytes: deviceValue(id, CL_DEVICE_LOCAL_MEM_SIZE, cl_ulong(0)),
             dedicatedLocalMemory: localType == cl_device_local_mem_type(CL_LOCAL),
             maxWorkGroupSize: Int(deviceValue(id, CL_DEVICE_MAX_WORK_GROUP_SIZE, Int(0))),
-            maxWorkItemSizes: deviceSizes(id, CL_DEVICE_MAX_WORK_ITEM_SIZES),
+            maxWorkItemSizes: deviceArray(id, CL_DEVICE_MAX_WORK_ITEM_SIZES, of: Int.self),
             hasFP64: doubleConfig != 0 || extensions.contains("cl_khr_fp64"),
             correctlyRoundedDivideSqrt: singleConfig & cl_device_fp_config(CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0,
             nativeFloatVectorWidth: Int(deviceValue(id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, cl_uint(0))),
@@ -188,11 +188,11 @@ public enum OpenCLDiscovery {
         return status == CL_SUCCESS ? value : fallback
     }
 
-    /// A size_t array parameter ([] when the query fails).
-    static func deviceSizes(_ id: cl_device_id, _ parameter: Int32) -> [Int] {
+    /// An array parameter of `T` elements ([] when the query fails): its size, then its bytes.
+    static func deviceArray<T: FixedWidthInteger>(_ id: cl_device_id, _ parameter: Int32, of _: T.Type) -> [T] {
         var bytes = 0
         guard latent_clGetDeviceInfo(id, cl_device_info(parameter), 0, nil, &bytes) == CL_SUCCESS, bytes > 0 else { return [] }
-        var values = [Int](repeating: 0, count: (bytes + MemoryLayout<Int>.size - 1) / MemoryLayout<Int>.size)
+        var values = [T](repeating: 0, count: (bytes + MemoryLayout<T>.size - 1) / MemoryLayout<T>.size)
         let status = values.withUnsafeMutableBytes { raw in
             latent_clGetDeviceInfo(id, cl_device_info(parameter), bytes, raw.baseAddress, nil)
         }
@@ -200,11 +200,7 @@ public enum OpenCLDiscovery {
     }
 
     static func deviceString(_ id: cl_device_id, _ parameter: Int32) -> String {
-        var size = 0
-        guard latent_clGetDeviceInfo(id, cl_device_info(parameter), 0, nil, &size) == CL_SUCCESS, size > 0 else { return "" }
-        var bytes = [CChar](repeating: 0, count: size)
-        guard latent_clGetDeviceInfo(id, cl_device_info(parameter), size, &bytes, nil) == CL_SUCCESS else { return "" }
-        return cString(bytes)
+        cString(deviceArray(id, parameter, of: CChar.self))
     }
 
     static func platformString(_ platform: cl_platform_id, _ parameter: cl_platform_info) -> String {
