@@ -83,7 +83,8 @@ final class DiscoveryAndBuildTests: XCTestCase {
     /// CPU-class launches get enough work-groups for PoCL's threads to balance: the conv
     /// VAE's kernels, a row count with no divisor in between, sizes past the device's limit.
     func testBalancedLocalSizes() throws {
-        var config = OpenCLKernelConfig.defaults(for: try OpenCLTestDevice.backend().device)
+        let device = try OpenCLTestDevice.backend().device
+        var config = OpenCLKernelConfig.defaults(for: device)
         config.gemm = .block
         config.minimumGroups = 256
         XCTAssertEqual(config.balancedLocalSize(global: [4, 49, 22], maxGroupSize: 4096), [4, 1, 1])
@@ -96,7 +97,6 @@ final class DiscoveryAndBuildTests: XCTestCase {
         XCTAssertEqual(config.balancedLocalSize(global: [4, 49, 1024], maxGroupSize: 4096), [4, 49, 1])
         XCTAssertEqual(config.balancedLocalSize(global: [4, 49, 1024], maxGroupSize: 4096, maxItems: [4096, 8, 8]), [4, 7, 1])
         XCTAssertNil(config.balancedLocalSize(global: [342, 32], maxGroupSize: 4096, maxItems: [256, 256, 256]))
-        let device = try OpenCLTestDevice.backend().device
         XCTAssertGreaterThanOrEqual(device.maxWorkItemSizes.count, 3, "CL_DEVICE_MAX_WORK_ITEM_SIZES")
         XCTAssertTrue(device.maxWorkItemSizes.allSatisfy { $0 > 0 }, "\(device.maxWorkItemSizes)")
         XCTAssertNil(config.balancedLocalSize(global: [6272, 11], maxGroupSize: 4096))
