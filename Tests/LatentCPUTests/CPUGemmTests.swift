@@ -124,6 +124,17 @@ final class CPUGemmTests: XCTestCase {
         }
     }
 
+    /// Rows 4 KiB apart are packed rather than read in place (`DirectA.aliases`); the result
+    /// is the reference's either way: k = 1024 with lda 1024 (packed) and 1027 (in place).
+    func testFourKiBStridedRowsArePackedAndCorrect() throws {
+        XCTAssertTrue(PackedGEMM.DirectA.aliases(rowStride: 1024))
+        XCTAssertTrue(PackedGEMM.DirectA.aliases(rowStride: 2048))
+        XCTAssertFalse(PackedGEMM.DirectA.aliases(rowStride: 1027))
+        XCTAssertFalse(PackedGEMM.DirectA.aliases(rowStride: 256))
+        try check(transA: .none, transB: .none, m: 20, n: 70, k: 1024, alpha: 0.5, beta: 1)
+        try check(transA: .none, transB: .transposed, m: 20, n: 70, k: 1021, padding: 3)
+    }
+
     /// A row-major A read in place by the kernels (`PackedGEMM.DirectA`) and the same A packed
     /// give the same bits: MC and KC block edges, fewer than MR rows left over, a padded lda,
     /// alpha and beta, both B layouts.
