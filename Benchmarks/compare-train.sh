@@ -24,6 +24,8 @@ opencl_models="${OPENCL_MODELS-vae-conv}"
 data="${DATA:-${LATENT_DATA:-../shared/datasets}}"
 out="${OUT:-$(mktemp -d)}"
 mkdir -p "$out"
+# A reused OUT keeps no rounds of an earlier run beside this one's.
+rm -f "$out"/latent-*.json "$out"/pytorch-*.json "$out"/summary.json "$out"/chart.json
 if [ -z "${LATENT:-}" ]; then
     swift build -c release --product latent >/dev/null
     LATENT=.build/release/latent
