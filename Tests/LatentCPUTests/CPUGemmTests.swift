@@ -132,7 +132,7 @@ final class CPUGemmTests: XCTestCase {
         XCTAssertFalse(PackedGEMM.DirectA.aliases(rowStride: 1027))
         XCTAssertFalse(PackedGEMM.DirectA.aliases(rowStride: 256))
         try check(transA: .none, transB: .none, m: 20, n: 70, k: 1024, alpha: 0.5, beta: 1)
-        try check(transA: .none, transB: .transposed, m: 20, n: 70, k: 1021, padding: 3)
+        try check(transA: .none, transB: .transposed, m: 20, n: 70, k: 1024, padding: 3)
     }
 
     /// A row-major A read in place by the kernels (`PackedGEMM.DirectA`) and the same A packed
