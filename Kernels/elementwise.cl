@@ -1,15 +1,14 @@
-// Elementwise ops, one work-item per element (dropout: per Philox block of four). Every
-// op may run in place: each element is read before it is written. Activation codes:
+// Elementwise ops, one work-item per run of EW_VEC elements (FOR_ELEMENTS) or, where the
+// launch has more dimensions, per element (dropout: per Philox block of four). Every op may
+// run in place: each element is read before it is written. Activation codes:
 // 0 identity, 1 relu, 2 leaky relu (slope), 3 sigmoid, 4 tanh, 5 softplus.
 
 __kernel void fill(__global float *d, int d_off, int n, float value) {
-    const int i = get_global_id(0);
-    if (i < n) d[d_off + i] = value;
+    FOR_ELEMENTS(i, n) d[d_off + i] = value;
 }
 
 __kernel void copy(__global const float *s, int s_off, __global float *d, int d_off, int n) {
-    const int i = get_global_id(0);
-    if (i < n) d[d_off + i] = s[s_off + i];
+    FOR_ELEMENTS(i, n) d[d_off + i] = s[s_off + i];
 }
 
 // Global size (length, count): run b of `length` floats from s[b * s_stride] to d[b * d_stride].
@@ -21,16 +20,15 @@ __kernel void copy_blocks(__global const float *s, int s_off, int s_stride, __gl
 
 // y = alpha * x + beta * y; beta == 0 does not read y.
 __kernel void axpby(float alpha, __global const float *x, int x_off, float beta, __global float *y, int y_off, int n) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const float value = alpha * x[x_off + i];
-    y[y_off + i] = beta == 0.0f ? value : value + beta * y[y_off + i];
+    FOR_ELEMENTS(i, n) {
+        const float value = alpha * x[x_off + i];
+        y[y_off + i] = beta == 0.0f ? value : value + beta * y[y_off + i];
+    }
 }
 
 __kernel void multiply(__global const float *a, int a_off, __global const float *b, int b_off,
                        __global float *o, int o_off, int n) {
-    const int i = get_global_id(0);
-    if (i < n) o[o_off + i] = a[a_off + i] * b[b_off + i];
+    FOR_ELEMENTS(i, n) o[o_off + i] = a[a_off + i] * b[b_off + i];
 }
 
 inline float activate(float v, int activation, float slope) {
@@ -90,14 +88,14 @@ inline float activation_gradient(int activation, float slope, float x, float y, 
     __kernel void activation_backward_##code(float slope, __global const float *x, int x_off,                  \
                                              __global const float *y, int y_off, __global const float *g,      \
                                              int g_off, __global float *gi, int gi_off, int accumulate, int n) { \
-        const int i = get_global_id(0);                                                                        \
-        if (i >= n) return;                                                                                    \
-        /* Only what the activation's derivative reads. */                                                     \
-        const float xv = (code == 2 || code == 5) ? x[x_off + i] : 0.0f;                                       \
-        const float yv = (code == 1 || code == 3 || code == 4) ? y[y_off + i] : 0.0f;                          \
-        float result = activation_gradient(code, slope, xv, yv, g[g_off + i]);                                 \
-        if (accumulate) result += gi[gi_off + i];                                                              \
-        gi[gi_off + i] = result;                                                                               \
+        FOR_ELEMENTS(i, n) {                                                                                   \
+            /* Only what the activation's derivative reads. */                                                 \
+            const float xv = (code == 2 || code == 5) ? x[x_off + i] : 0.0f;                                   \
+            const float yv = (code == 1 || code == 3 || code == 4) ? y[y_off + i] : 0.0f;                      \
+            float result = activation_gradient(code, slope, xv, yv, g[g_off + i]);                             \
+            if (accumulate) result += gi[gi_off + i];                                                          \
+            gi[gi_off + i] = result;                                                                           \
+        }                                                                                                      \
     }
 ACTIVATION_BACKWARD(0)
 ACTIVATION_BACKWARD(1)
@@ -118,32 +116,32 @@ inline float standard_deviation(float p, int parameterization) {
 __kernel void reparameterize(__global const float *mu, int mu_off, __global const float *p, int p_off,
                              __global const float *e, int e_off, __global float *o, int o_off,
                              int parameterization, int n) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const float std = standard_deviation(p[p_off + i], parameterization);
-    o[o_off + i] = mu[mu_off + i] + e[e_off + i] * std;
+    FOR_ELEMENTS(i, n) {
+        const float std = standard_deviation(p[p_off + i], parameterization);
+        o[o_off + i] = mu[mu_off + i] + e[e_off + i] * std;
+    }
 }
 
 __kernel void reparameterize_backward(__global const float *p, int p_off, __global const float *e, int e_off,
                                       __global const float *g, int g_off, __global float *gm, int gm_off,
                                       __global float *gp, int gp_off, int parameterization, int accumulate, int n) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const float grad = g[g_off + i];
-    const float grad_std = grad * e[e_off + i];
-    float grad_param;
-    switch (parameterization) {
-    case 0: grad_param = grad_std * exp(0.5f * p[p_off + i]) * 0.5f; break;
-    case 1: grad_param = grad_std * exp(p[p_off + i]); break;
-    default: grad_param = grad_std;
+    FOR_ELEMENTS(i, n) {
+        const float grad = g[g_off + i];
+        const float grad_std = grad * e[e_off + i];
+        float grad_param;
+        switch (parameterization) {
+        case 0: grad_param = grad_std * exp(0.5f * p[p_off + i]) * 0.5f; break;
+        case 1: grad_param = grad_std * exp(p[p_off + i]); break;
+        default: grad_param = grad_std;
+        }
+        float grad_mu = grad;
+        if (accumulate) {
+            grad_mu += gm[gm_off + i];
+            grad_param += gp[gp_off + i];
+        }
+        gm[gm_off + i] = grad_mu;
+        gp[gp_off + i] = grad_param;
     }
-    float grad_mu = grad;
-    if (accumulate) {
-        grad_mu += gm[gm_off + i];
-        grad_param += gp[gp_off + i];
-    }
-    gm[gm_off + i] = grad_mu;
-    gp[gp_off + i] = grad_param;
 }
 
 // Inverted dropout, one Philox block (four elements) per work-item: mask = u >= p ? scale : 0.

@@ -5,7 +5,7 @@ extension OpenCLBackend {
     public func fill(_ destination: BufferView, value: Float) throws {
         guard destination.count > 0 else { return }
         try withLock {
-            try enqueue(.elementwise, "fill", global: [destination.count], [.view(destination), .int(destination.count), .float(value)])
+            try enqueue(.elementwise, "fill", global: elementItems(destination.count), [.view(destination), .int(destination.count), .float(value)])
         }
     }
 
@@ -21,10 +21,10 @@ extension OpenCLBackend {
                 && source.offset < destination.offset + count && destination.offset < source.offset + count
             if overlapping {
                 let temporary = try scratchBuffer(.columns, floats: count)
-                try enqueue(.elementwise, "copy", global: [count], [.view(source), .mem(temporary), .int(0), .int(count)])
-                try enqueue(.elementwise, "copy", global: [count], [.mem(temporary), .int(0), .view(destination), .int(count)])
+                try enqueue(.elementwise, "copy", global: elementItems(count), [.view(source), .mem(temporary), .int(0), .int(count)])
+                try enqueue(.elementwise, "copy", global: elementItems(count), [.mem(temporary), .int(0), .view(destination), .int(count)])
             } else {
-                try enqueue(.elementwise, "copy", global: [count], [.view(source), .view(destination), .int(count)])
+                try enqueue(.elementwise, "copy", global: elementItems(count), [.view(source), .view(destination), .int(count)])
             }
         }
     }
@@ -53,14 +53,14 @@ extension OpenCLBackend {
     public func axpby(alpha: Float, x: BufferView, beta: Float, y: BufferView) throws {
         try Check.sameCount("axpby", ("x", x), ("y", y))
         try withLock {
-            try enqueue(.elementwise, "axpby", global: [x.count], [.float(alpha), .view(x), .float(beta), .view(y), .int(x.count)])
+            try enqueue(.elementwise, "axpby", global: elementItems(x.count), [.float(alpha), .view(x), .float(beta), .view(y), .int(x.count)])
         }
     }
 
     public func multiply(_ a: BufferView, _ b: BufferView, output: BufferView) throws {
         try Check.sameCount("multiply", ("a", a), ("b", b), ("output", output))
         try withLock {
-            try enqueue(.elementwise, "multiply", global: [a.count], [.view(a), .view(b), .view(output), .int(a.count)])
+            try enqueue(.elementwise, "multiply", global: elementItems(a.count), [.view(a), .view(b), .view(output), .int(a.count)])
         }
     }
 
@@ -90,7 +90,7 @@ extension OpenCLBackend {
                             ("gradOutput", gradOutput), ("gradInput", gradInput))
         let (code, slope) = Self.activationCode(activation)
         try withLock {
-            try enqueue(.elementwise, "activation_backward_\(code)", global: [input.count], [
+            try enqueue(.elementwise, "activation_backward_\(code)", global: elementItems(input.count), [
                 .float(slope), .view(input), .view(output), .view(gradOutput), .view(gradInput),
                 .int(accumulate ? 1 : 0), .int(input.count),
             ])
@@ -101,7 +101,7 @@ extension OpenCLBackend {
                                parameterization: GaussianParameterization) throws {
         try Check.sameCount("reparameterize", ("mean", mean), ("parameter", parameter), ("noise", noise), ("output", output))
         try withLock {
-            try enqueue(.elementwise, "reparameterize", global: [mean.count], [
+            try enqueue(.elementwise, "reparameterize", global: elementItems(mean.count), [
                 .view(mean), .view(parameter), .view(noise), .view(output), .int(Self.parameterizationCode(parameterization)),
                 .int(mean.count),
             ])
@@ -114,7 +114,7 @@ extension OpenCLBackend {
         try Check.sameCount("reparameterizeBackward", ("parameter", parameter), ("noise", noise), ("gradOutput", gradOutput),
                             ("gradMean", gradMean), ("gradParameter", gradParameter))
         try withLock {
-            try enqueue(.elementwise, "reparameterize_backward", global: [parameter.count], [
+            try enqueue(.elementwise, "reparameterize_backward", global: elementItems(parameter.count), [
                 .view(parameter), .view(noise), .view(gradOutput), .view(gradMean), .view(gradParameter),
                 .int(Self.parameterizationCode(parameterization)), .int(accumulate ? 1 : 0), .int(parameter.count),
             ])

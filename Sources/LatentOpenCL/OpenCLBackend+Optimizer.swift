@@ -23,7 +23,7 @@ extension OpenCLBackend {
         try withLock {
             switch rule {
             case let .sgd(lr, momentum, dampening, weightDecay, nesterov):
-                try enqueue(.optim, "sgd", global: [count], [
+                try enqueue(.optim, "sgd", global: elementItems(count), [
                     .view(parameter), .view(gradient), s0,
                     .float(Float(decimalDouble(weightDecay))), .float(Float(decimalDouble(momentum))),
                     .float(Float(1 - decimalDouble(dampening))), .float(Float(-decimalDouble(lr))),
@@ -36,7 +36,7 @@ extension OpenCLBackend {
                 let biasCorrection1 = 1 - pow(b1, t)
                 let biasCorrection2 = 1 - pow(b2, t)
                 let lerpWeight = Float(1 - b1)
-                try enqueue(.optim, "adam", global: [count], [
+                try enqueue(.optim, "adam", global: elementItems(count), [
                     .view(parameter), .view(gradient), s0, s1,
                     .float(Float(wdD)), .int(decoupled ? 1 : 0), .float(Float(1 - lrD * wdD)), .float(lerpWeight),
                     .float(Float(b2)), .float(Float(1 - b2)), .float(Float(-(lrD / biasCorrection1))),
@@ -44,7 +44,7 @@ extension OpenCLBackend {
                 ])
 
             case let .rmsprop(lr, alpha, eps, weightDecay, momentum):
-                try enqueue(.optim, "rmsprop", global: [count], [
+                try enqueue(.optim, "rmsprop", global: elementItems(count), [
                     .view(parameter), .view(gradient), s0, s1,
                     .float(Float(decimalDouble(weightDecay))), .float(Float(decimalDouble(alpha))),
                     .float(Float(1 - decimalDouble(alpha))), .float(Float(decimalDouble(eps))),
@@ -52,7 +52,7 @@ extension OpenCLBackend {
                 ])
 
             case let .adagrad(lr, lrDecay, eps, weightDecay):
-                try enqueue(.optim, "adagrad", global: [count], [
+                try enqueue(.optim, "adagrad", global: elementItems(count), [
                     .view(parameter), .view(gradient), s0,
                     .float(Float(decimalDouble(weightDecay))),
                     .float(Float(-(decimalDouble(lr) / (1 + (t - 1) * decimalDouble(lrDecay))))),
@@ -60,7 +60,7 @@ extension OpenCLBackend {
                 ])
 
             case let .adadelta(lr, rho, eps, weightDecay):
-                try enqueue(.optim, "adadelta", global: [count], [
+                try enqueue(.optim, "adadelta", global: elementItems(count), [
                     .view(parameter), .view(gradient), s0, s1,
                     .float(Float(decimalDouble(weightDecay))), .float(Float(decimalDouble(rho))),
                     .float(Float(1 - decimalDouble(rho))), .float(Float(decimalDouble(eps))),

@@ -121,7 +121,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             let buffer = try OpenCLBuffer(count: count, context: shared)
             // Zeroed, as the CPU backend's buffers are.
             if count > 0 {
-                try enqueue(.elementwise, "fill", global: [count], [.mem(buffer.mem), .int(0), .int(count), .float(0)])
+                try enqueue(.elementwise, "fill", global: elementItems(count), [.mem(buffer.mem), .int(0), .int(count), .float(0)])
             }
             return buffer
         }
@@ -336,6 +336,11 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         }
         try CL.check(status, "launch of \(name) (global \(globalSize), local \(local.map { "\($0)" } ?? "auto"))")
         if let event { pendingEvents.append((profilingBySize ? "\(name) \(globalSize)" : name, event)) }
+    }
+
+    /// The global size of a one-dimensional `FOR_ELEMENTS` kernel over `count` elements.
+    func elementItems(_ count: Int) -> [Int] {
+        [(count + config.elementsPerItem - 1) / config.elementsPerItem]
     }
 
     /// A scratch buffer of at least `floats` floats (call with the lock held). Growing

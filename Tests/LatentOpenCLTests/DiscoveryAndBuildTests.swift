@@ -121,12 +121,22 @@ final class DiscoveryAndBuildTests: XCTestCase {
             ("BW_WIDTH neither 8 nor 16", { $0.weightGradientWidth = 12 }),
             ("BW_R past 8", { $0.weightGradientRows = 9 }),
             ("BD_POS past 8", { $0.narrowBackwardDataPositions = 9 }),
+            ("EW_VEC past 256", { $0.elementsPerItem = 257 }),
         ]
         for (name, change) in invalid {
             var config = OpenCLKernelConfig.defaults(for: device)
             change(&config)
             XCTAssertThrowsError(try config.validate(for: device), name)
         }
+    }
+
+    /// 16 elements per work-item of the FOR_ELEMENTS kernels on CPU-class devices, 1 on GPUs,
+    /// and the value reaches the kernels' build options.
+    func testElementsPerItemFollowTheDeviceClass() throws {
+        let device = try OpenCLTestDevice.backend().device
+        let config = OpenCLKernelConfig.defaults(for: device)
+        XCTAssertEqual(config.elementsPerItem, config.gemm == .block ? 16 : 1)
+        XCTAssertTrue(config.defines().contains("-D EW_VEC=\(config.elementsPerItem)"))
     }
 
     /// The block SGEMM's rows follow the device's native float vector: 6 where a float16

@@ -9,26 +9,28 @@ final class ElementwiseParityTests: XCTestCase {
     let sizes = [1, 5, 17, 1000, 4099]
 
     func testFillCopyAxpbyMultiply() throws {
-        let pair = Pair(try OpenCLTestDevice.backend())
-        var random = TestRandom(seed: 1)
-        for n in sizes {
-            let x = try pair.buffers(random.array(n), offset: 3)
-            let y = try pair.buffers(random.array(n), offset: 1)
-            let o = try pair.buffers(random.array(n))
-            try pair.cpu.fill(o.cpu, value: 2.5)
-            try pair.cl.fill(o.cl, value: 2.5)
-            try pair.assertIdentical(o, "fill \(n)")
-            try pair.cpu.multiply(x.cpu, y.cpu, output: o.cpu)
-            try pair.cl.multiply(x.cl, y.cl, output: o.cl)
-            try pair.assertIdentical(o, "multiply \(n)")
-            for (alpha, beta) in [(Float(2), Float(0)), (0.5, -1.5)] {
-                try pair.cpu.axpby(alpha: alpha, x: x.cpu, beta: beta, y: y.cpu)
-                try pair.cl.axpby(alpha: alpha, x: x.cl, beta: beta, y: y.cl)
-                try pair.assertSame(y, tolerance: 1e-6, "axpby \(n) \(alpha) \(beta)")
+        for backend in try OpenCLTestDevice.elementBackends() {
+            let pair = Pair(backend)
+            var random = TestRandom(seed: 1)
+            for n in sizes {
+                let x = try pair.buffers(random.array(n), offset: 3)
+                let y = try pair.buffers(random.array(n), offset: 1)
+                let o = try pair.buffers(random.array(n))
+                try pair.cpu.fill(o.cpu, value: 2.5)
+                try pair.cl.fill(o.cl, value: 2.5)
+                try pair.assertIdentical(o, "fill \(n)")
+                try pair.cpu.multiply(x.cpu, y.cpu, output: o.cpu)
+                try pair.cl.multiply(x.cl, y.cl, output: o.cl)
+                try pair.assertIdentical(o, "multiply \(n)")
+                for (alpha, beta) in [(Float(2), Float(0)), (0.5, -1.5)] {
+                    try pair.cpu.axpby(alpha: alpha, x: x.cpu, beta: beta, y: y.cpu)
+                    try pair.cl.axpby(alpha: alpha, x: x.cl, beta: beta, y: y.cl)
+                    try pair.assertSame(y, tolerance: 1e-6, "axpby \(n) \(alpha) \(beta)")
+                }
+                try pair.cpu.copy(x.cpu, to: o.cpu)
+                try pair.cl.copy(x.cl, to: o.cl)
+                try pair.assertIdentical(o, "copy \(n)")
             }
-            try pair.cpu.copy(x.cpu, to: o.cpu)
-            try pair.cl.copy(x.cl, to: o.cl)
-            try pair.assertIdentical(o, "copy \(n)")
         }
     }
 
@@ -59,35 +61,37 @@ final class ElementwiseParityTests: XCTestCase {
     static let activations: [Activation] = [.identity, .relu, .leakyReLU(slope: 0.2), .sigmoid, .tanh, .softplus]
 
     func testBiasActivationForwardAndBackward() throws {
-        let pair = Pair(try OpenCLTestDevice.backend())
-        var random = TestRandom(seed: 4)
-        for (batch, channels, spatial) in [(3, 5, 1), (2, 7, 17), (4, 3, 49), (1, 1, 1)] {
-            let n = batch * channels * spatial
-            // Values across every branch: large positive and negative (softplus above 20), zeros.
-            var values = random.array(n, -30, 30)
-            if n > 4 { values[1] = 0; values[2] = 21; values[3] = -0.1 }
-            let x = try pair.buffers(values, offset: 2)
-            let bias = try pair.buffers(random.array(channels), offset: 1)
-            for activation in Self.activations {
-                for useBias in [false, true] {
-                    let y = try pair.buffers([Float](repeating: 0, count: n), offset: 3)
-                    try pair.cpu.biasActivationForward(input: x.cpu, bias: useBias ? bias.cpu : nil, activation: activation,
-                                                       output: y.cpu, channels: channels, spatial: spatial)
-                    try pair.cl.biasActivationForward(input: x.cl, bias: useBias ? bias.cl : nil, activation: activation,
-                                                      output: y.cl, channels: channels, spatial: spatial)
-                    try pair.assertSame(y, tolerance: 3e-6, "\(activation) bias \(useBias) \(batch)x\(channels)x\(spatial)")
-                    let gradOutput = try pair.buffers(random.array(n))
-                    for accumulate in [false, true] {
-                        let gradInput = try pair.buffers(random.array(n), offset: 1)
-                        // The backward pass reads the forward's output: give both backends the CPU's.
-                        let (cpuOutput, _) = try pair.read(y)
-                        let output = try pair.buffers(cpuOutput)
-                        try pair.cpu.activationBackward(activation, input: x.cpu, output: output.cpu, gradOutput: gradOutput.cpu,
-                                                        gradInput: gradInput.cpu, accumulate: accumulate)
-                        try pair.cl.activationBackward(activation, input: x.cl, output: output.cl, gradOutput: gradOutput.cl,
-                                                       gradInput: gradInput.cl, accumulate: accumulate)
-                        // Relative to the incoming gradients' scale: 1 - out^2 cancels for |x| >> 1.
-                        try pair.assertSame(gradInput, tolerance: 3e-6, scale: 1, "\(activation) backward accumulate \(accumulate)")
+        for backend in try OpenCLTestDevice.elementBackends() {
+            let pair = Pair(backend)
+            var random = TestRandom(seed: 4)
+            for (batch, channels, spatial) in [(3, 5, 1), (2, 7, 17), (4, 3, 49), (1, 1, 1)] {
+                let n = batch * channels * spatial
+                // Values across every branch: large positive and negative (softplus above 20), zeros.
+                var values = random.array(n, -30, 30)
+                if n > 4 { values[1] = 0; values[2] = 21; values[3] = -0.1 }
+                let x = try pair.buffers(values, offset: 2)
+                let bias = try pair.buffers(random.array(channels), offset: 1)
+                for activation in Self.activations {
+                    for useBias in [false, true] {
+                        let y = try pair.buffers([Float](repeating: 0, count: n), offset: 3)
+                        try pair.cpu.biasActivationForward(input: x.cpu, bias: useBias ? bias.cpu : nil, activation: activation,
+                                                           output: y.cpu, channels: channels, spatial: spatial)
+                        try pair.cl.biasActivationForward(input: x.cl, bias: useBias ? bias.cl : nil, activation: activation,
+                                                          output: y.cl, channels: channels, spatial: spatial)
+                        try pair.assertSame(y, tolerance: 3e-6, "\(activation) bias \(useBias) \(batch)x\(channels)x\(spatial)")
+                        let gradOutput = try pair.buffers(random.array(n))
+                        for accumulate in [false, true] {
+                            let gradInput = try pair.buffers(random.array(n), offset: 1)
+                            // The backward pass reads the forward's output: give both backends the CPU's.
+                            let (cpuOutput, _) = try pair.read(y)
+                            let output = try pair.buffers(cpuOutput)
+                            try pair.cpu.activationBackward(activation, input: x.cpu, output: output.cpu, gradOutput: gradOutput.cpu,
+                                                            gradInput: gradInput.cpu, accumulate: accumulate)
+                            try pair.cl.activationBackward(activation, input: x.cl, output: output.cl, gradOutput: gradOutput.cl,
+                                                           gradInput: gradInput.cl, accumulate: accumulate)
+                            // Relative to the incoming gradients' scale: 1 - out^2 cancels for |x| >> 1.
+                            try pair.assertSame(gradInput, tolerance: 3e-6, scale: 1, "\(activation) backward accumulate \(accumulate)")
+                        }
                     }
                 }
             }
@@ -106,31 +110,33 @@ final class ElementwiseParityTests: XCTestCase {
     }
 
     func testReparameterizeForwardAndBackward() throws {
-        let pair = Pair(try OpenCLTestDevice.backend())
-        var random = TestRandom(seed: 6)
-        for parameterization in [GaussianParameterization.logVariance, .logStd, .std] {
-            let n = 37
-            let mean = try pair.buffers(random.array(n))
-            let parameter = try pair.buffers(parameterization == .std ? random.array(n, 0.1, 2) : random.array(n, -3, 3), offset: 2)
-            let noise = try pair.buffers(random.array(n, -2, 2), offset: 1)
-            let output = try pair.buffers(random.array(n))
-            try pair.cpu.reparameterize(mean: mean.cpu, parameter: parameter.cpu, noise: noise.cpu, output: output.cpu,
-                                        parameterization: parameterization)
-            try pair.cl.reparameterize(mean: mean.cl, parameter: parameter.cl, noise: noise.cl, output: output.cl,
-                                       parameterization: parameterization)
-            try pair.assertSame(output, tolerance: 3e-6, "reparameterize \(parameterization)")
-            let gradOutput = try pair.buffers(random.array(n))
-            for accumulate in [false, true] {
-                let gradMean = try pair.buffers(random.array(n), offset: 1)
-                let gradParameter = try pair.buffers(random.array(n), offset: 4)
-                try pair.cpu.reparameterizeBackward(parameter: parameter.cpu, noise: noise.cpu, gradOutput: gradOutput.cpu,
-                                                    gradMean: gradMean.cpu, gradParameter: gradParameter.cpu,
-                                                    parameterization: parameterization, accumulate: accumulate)
-                try pair.cl.reparameterizeBackward(parameter: parameter.cl, noise: noise.cl, gradOutput: gradOutput.cl,
-                                                   gradMean: gradMean.cl, gradParameter: gradParameter.cl,
-                                                   parameterization: parameterization, accumulate: accumulate)
-                try pair.assertSame(gradMean, tolerance: 1e-6, "gradMean \(parameterization) \(accumulate)")
-                try pair.assertSame(gradParameter, tolerance: 3e-6, "gradParameter \(parameterization) \(accumulate)")
+        for backend in try OpenCLTestDevice.elementBackends() {
+            let pair = Pair(backend)
+            var random = TestRandom(seed: 6)
+            for parameterization in [GaussianParameterization.logVariance, .logStd, .std] {
+                let n = 37
+                let mean = try pair.buffers(random.array(n))
+                let parameter = try pair.buffers(parameterization == .std ? random.array(n, 0.1, 2) : random.array(n, -3, 3), offset: 2)
+                let noise = try pair.buffers(random.array(n, -2, 2), offset: 1)
+                let output = try pair.buffers(random.array(n))
+                try pair.cpu.reparameterize(mean: mean.cpu, parameter: parameter.cpu, noise: noise.cpu, output: output.cpu,
+                                            parameterization: parameterization)
+                try pair.cl.reparameterize(mean: mean.cl, parameter: parameter.cl, noise: noise.cl, output: output.cl,
+                                           parameterization: parameterization)
+                try pair.assertSame(output, tolerance: 3e-6, "reparameterize \(parameterization)")
+                let gradOutput = try pair.buffers(random.array(n))
+                for accumulate in [false, true] {
+                    let gradMean = try pair.buffers(random.array(n), offset: 1)
+                    let gradParameter = try pair.buffers(random.array(n), offset: 4)
+                    try pair.cpu.reparameterizeBackward(parameter: parameter.cpu, noise: noise.cpu, gradOutput: gradOutput.cpu,
+                                                        gradMean: gradMean.cpu, gradParameter: gradParameter.cpu,
+                                                        parameterization: parameterization, accumulate: accumulate)
+                    try pair.cl.reparameterizeBackward(parameter: parameter.cl, noise: noise.cl, gradOutput: gradOutput.cl,
+                                                       gradMean: gradMean.cl, gradParameter: gradParameter.cl,
+                                                       parameterization: parameterization, accumulate: accumulate)
+                    try pair.assertSame(gradMean, tolerance: 1e-6, "gradMean \(parameterization) \(accumulate)")
+                    try pair.assertSame(gradParameter, tolerance: 3e-6, "gradParameter \(parameterization) \(accumulate)")
+                }
             }
         }
     }

@@ -22,23 +22,25 @@ final class OptimizerParityTests: XCTestCase {
     ]
 
     func testEveryRuleIsBitIdenticalOverSteps() throws {
-        let pair = Pair(try OpenCLTestDevice.backend())
-        var random = TestRandom(seed: 1)
-        let n = 1031
-        for rule in Self.rules {
-            let parameter = try pair.buffers(random.array(n), offset: 1)
-            let state = try (0..<rule.stateCount).map { index in
-                try pair.buffers([Float](repeating: 0, count: n), offset: index + 2)
-            }
-            for step in 1...4 {
-                let gradient = try pair.buffers(random.array(n, -0.1, 0.1), offset: 3)
-                try pair.cpu.optimizerStep(rule, parameter: parameter.cpu, gradient: gradient.cpu, state: state.map(\.cpu), step: step)
-                try pair.cl.optimizerStep(rule, parameter: parameter.cl, gradient: gradient.cl, state: state.map(\.cl), step: step)
-                if pair.cl.device.correctlyRoundedDivideSqrt {
-                    try pair.assertIdentical(parameter, "\(rule) step \(step) parameter")
-                    for (index, buffer) in state.enumerated() { try pair.assertIdentical(buffer, "\(rule) step \(step) state \(index)") }
-                } else {
-                    try pair.assertSame(parameter, tolerance: 1e-6, "\(rule) step \(step) parameter")
+        for backend in try OpenCLTestDevice.elementBackends() {
+            let pair = Pair(backend)
+            var random = TestRandom(seed: 1)
+            let n = 1031
+            for rule in Self.rules {
+                let parameter = try pair.buffers(random.array(n), offset: 1)
+                let state = try (0..<rule.stateCount).map { index in
+                    try pair.buffers([Float](repeating: 0, count: n), offset: index + 2)
+                }
+                for step in 1...4 {
+                    let gradient = try pair.buffers(random.array(n, -0.1, 0.1), offset: 3)
+                    try pair.cpu.optimizerStep(rule, parameter: parameter.cpu, gradient: gradient.cpu, state: state.map(\.cpu), step: step)
+                    try pair.cl.optimizerStep(rule, parameter: parameter.cl, gradient: gradient.cl, state: state.map(\.cl), step: step)
+                    if pair.cl.device.correctlyRoundedDivideSqrt {
+                        try pair.assertIdentical(parameter, "\(rule) step \(step) parameter")
+                        for (index, buffer) in state.enumerated() { try pair.assertIdentical(buffer, "\(rule) step \(step) state \(index)") }
+                    } else {
+                        try pair.assertSame(parameter, tolerance: 1e-6, "\(rule) step \(step) parameter")
+                    }
                 }
             }
         }

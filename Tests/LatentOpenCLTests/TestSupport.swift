@@ -10,8 +10,8 @@ enum OpenCLTestDevice {
     static let discovery = OpenCLDiscovery.discover()
 
     static func backend(_ variant: OpenCLKernelConfig.GemmVariant? = nil,
-                        convolution: OpenCLKernelConfig.ConvolutionVariant? = nil, file: StaticString = #filePath,
-                        line: UInt = #line) throws -> OpenCLBackend {
+                        convolution: OpenCLKernelConfig.ConvolutionVariant? = nil, elementsPerItem: Int? = nil,
+                        file: StaticString = #filePath, line: UInt = #line) throws -> OpenCLBackend {
         guard let device = discovery.devices.first else {
             let reason = discovery.problem ?? "no OpenCL device"
             if ProcessInfo.processInfo.environment["LATENT_REQUIRE_OPENCL"] == "1" {
@@ -23,8 +23,15 @@ enum OpenCLTestDevice {
         var config = OpenCLKernelConfig.defaults(for: device)
         if let variant { config.gemm = variant }
         if let convolution { config.convolution = convolution }
+        if let elementsPerItem { config.elementsPerItem = elementsPerItem }
         reportOnce(device)
         return try OpenCLBackend(device: device, config: config)
+    }
+
+    /// Backends for the `FOR_ELEMENTS` kernels: the device's default run of elements per
+    /// work-item (16 on PoCL), one (GPUs' default) and three (runs that end mid-vector).
+    static func elementBackends(file: StaticString = #filePath, line: UInt = #line) throws -> [OpenCLBackend] {
+        try [nil, 1, 3].map { try backend(elementsPerItem: $0, file: file, line: line) }
     }
 
     private static let reported = ReportedFlag()
