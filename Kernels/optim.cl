@@ -1,6 +1,7 @@
-// torch.optim update rules, one work-item per run of EW_VEC parameter elements, in PyTorch's order of
-// operations. The host computes every scalar (bias corrections, step sizes, 1 - beta) as
-// the CPU backend does and passes floats; fma() stands exactly where the CPU backend fuses.
+// torch.optim update rules, one work-item per run of EW_VEC parameter elements
+// (FOR_ELEMENTS), in PyTorch's order of operations. The host computes every scalar (bias
+// corrections, step sizes, 1 - beta) as the CPU backend does and passes floats; fma()
+// stands exactly where the CPU backend fuses.
 // Built with -cl-fp32-correctly-rounded-divide-sqrt, so the steps equal the CPU's bit for bit.
 
 __kernel void sgd(__global float *p, int p_off, __global const float *g, int g_off, __global float *buf, int b_off,
