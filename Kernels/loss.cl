@@ -1,7 +1,8 @@
 // Losses and the Gaussian KL term: stage one sums per-element terms into per-work-group
 // partials, loss_finish reduces them into the one-element output (see common.clh); the
-// backward kernels are elementwise. Term kinds: 0 BCE, 1 BCE with logits, 2 MSE, 3 L1,
-// 4 KL log-variance, 5 KL log-std, 6 KL std. Parameterisation codes as elementwise.cl.
+// backward kernels are elementwise (FOR_ELEMENTS). Term kinds: 0 BCE, 1 BCE with logits,
+// 2 MSE, 3 L1, 4 KL log-variance, 5 KL log-std, 6 KL std. Parameterisation codes as
+// elementwise.cl.
 
 __kernel void loss_finish(FINISH_ARGS) {
     __local acc_t scratch[REDUCE_WG];
@@ -35,46 +36,46 @@ __kernel void loss_partials(int kind, __global const float *a, int a_off, __glob
 // gradPrediction (+)= factor * d(loss)/d(prediction); factor = scale (/ count for mean).
 __kernel void loss_backward(int kind, __global const float *p, int p_off, __global const float *t, int t_off,
                             __global float *g, int g_off, float factor, int accumulate, int n) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const float x = p[p_off + i], y = t[t_off + i];
-    float grad;
-    switch (kind) {
-    case 0: {
-        float denominator = (1.0f - x) * x;
-        if (denominator < 1e-12f) denominator = 1e-12f;
-        grad = factor * (x - y) / denominator;
-        break;
+    FOR_ELEMENTS(i, n) {
+        const float x = p[p_off + i], y = t[t_off + i];
+        float grad;
+        switch (kind) {
+        case 0: {
+            float denominator = (1.0f - x) * x;
+            if (denominator < 1e-12f) denominator = 1e-12f;
+            grad = factor * (x - y) / denominator;
+            break;
+        }
+        case 1: grad = (1.0f / (1.0f + exp(-x)) - y) * factor; break;
+        case 2: grad = (2.0f * factor) * (x - y); break;
+        default: {
+            const float d = x - y;
+            grad = (d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : 0.0f)) * factor;
+        }
+        }
+        if (accumulate) grad += g[g_off + i];
+        g[g_off + i] = grad;
     }
-    case 1: grad = (1.0f / (1.0f + exp(-x)) - y) * factor; break;
-    case 2: grad = (2.0f * factor) * (x - y); break;
-    default: {
-        const float d = x - y;
-        grad = (d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : 0.0f)) * factor;
-    }
-    }
-    if (accumulate) grad += g[g_off + i];
-    g[g_off + i] = grad;
 }
 
 // Gradients of scale * KL(N(mean, std^2) || N(0, 1)).
 __kernel void kl_backward(int parameterization, __global const float *mu, int mu_off, __global const float *p,
                           int p_off, float scale, __global float *gm, int gm_off, __global float *gp, int gp_off,
                           int accumulate, int n) {
-    const int i = get_global_id(0);
-    if (i >= n) return;
-    const float m = mu[mu_off + i], q = p[p_off + i];
-    float grad_mu = scale * m;
-    float grad_p;
-    switch (parameterization) {
-    case 0: grad_p = (0.5f * scale) * (exp(q) - 1.0f); break;
-    case 1: grad_p = scale * (exp(2.0f * q) - 1.0f); break;
-    default: grad_p = scale * (q - 1.0f / q);
+    FOR_ELEMENTS(i, n) {
+        const float m = mu[mu_off + i], q = p[p_off + i];
+        float grad_mu = scale * m;
+        float grad_p;
+        switch (parameterization) {
+        case 0: grad_p = (0.5f * scale) * (exp(q) - 1.0f); break;
+        case 1: grad_p = scale * (exp(2.0f * q) - 1.0f); break;
+        default: grad_p = scale * (q - 1.0f / q);
+        }
+        if (accumulate) {
+            grad_mu += gm[gm_off + i];
+            grad_p += gp[gp_off + i];
+        }
+        gm[gm_off + i] = grad_mu;
+        gp[gp_off + i] = grad_p;
     }
-    if (accumulate) {
-        grad_mu += gm[gm_off + i];
-        grad_p += gp[gp_off + i];
-    }
-    gm[gm_off + i] = grad_mu;
-    gp[gp_off + i] = grad_p;
 }

@@ -78,7 +78,7 @@ extension OpenCLBackend {
         guard count > 0 else { return }
         let factor = reduction == .mean ? scale / Float(count) : scale
         try withLock {
-            try enqueue(.loss, "loss_backward", global: [count], [
+            try enqueue(.loss, "loss_backward", global: elementItems(count), [
                 .int(Self.lossCode(kind)), .view(prediction), .view(target), .view(gradPrediction), .float(factor),
                 .int(accumulate ? 1 : 0), .int(count),
             ])
@@ -107,7 +107,7 @@ extension OpenCLBackend {
         try Check.sameCount("klDivergenceBackward", ("mean", mean), ("parameter", parameter),
                             ("gradMean", gradMean), ("gradParameter", gradParameter))
         try withLock {
-            try enqueue(.loss, "kl_backward", global: [mean.count], [
+            try enqueue(.loss, "kl_backward", global: elementItems(mean.count), [
                 .int(Self.parameterizationCode(parameterization)), .view(mean), .view(parameter), .float(scale),
                 .view(gradMean), .view(gradParameter), .int(accumulate ? 1 : 0), .int(mean.count),
             ])

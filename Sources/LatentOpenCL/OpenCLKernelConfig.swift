@@ -48,7 +48,7 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// own get one that makes at least this many work-groups (0: the driver's choice). See
     /// `balancedLocalSize`.
     public var minimumGroups = 256
-    /// Elements per work-item of the one-dimensional elementwise and optimizer kernels
+    /// Elements per work-item of the one-dimensional elementwise, loss-gradient and optimizer kernels
     /// (`FOR_ELEMENTS` in common.clh): 1 on GPUs, 16 on CPU-class devices, where PoCL's loop
     /// over a run of elements vectorises and one element per work-item did not keep up (axpby
     /// over 64x64x196 floats: 1.1-1.3 ms -> 0.28 ms on PoCL, Zen 3).

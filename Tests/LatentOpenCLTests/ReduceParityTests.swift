@@ -50,27 +50,29 @@ final class ReduceParityTests: XCTestCase {
     }
 
     func testLosses() throws {
-        let pair = Pair(try OpenCLTestDevice.backend())
-        var random = TestRandom(seed: 3)
-        for n in [1, 13, 784 * 3, 50_001] {
-            let probabilities = random.array(n, 0.001, 0.999)
-            var targets = random.array(n, 0, 1)
-            if n > 2 { targets[0] = 0; targets[1] = 1 }
-            for kind in LossKind.allCases {
-                let prediction = try pair.buffers(kind == .bce ? probabilities : random.array(n, -4, 4), offset: 1)
-                let target = try pair.buffers(targets, offset: 3)
-                for reduction in [Reduction.sum, .mean] {
-                    let out = try pair.buffers([0])
-                    try pair.cpu.lossForward(kind, prediction: prediction.cpu, target: target.cpu, output: out.cpu, reduction: reduction)
-                    try pair.cl.lossForward(kind, prediction: prediction.cl, target: target.cl, output: out.cl, reduction: reduction)
-                    try pair.assertSame(out, tolerance: 2e-6, "\(kind) \(reduction) forward \(n)")
-                    for accumulate in [false, true] {
-                        let grad = try pair.buffers(random.array(n), offset: 2)
-                        try pair.cpu.lossBackward(kind, prediction: prediction.cpu, target: target.cpu, gradPrediction: grad.cpu,
-                                                  reduction: reduction, scale: 0.7, accumulate: accumulate)
-                        try pair.cl.lossBackward(kind, prediction: prediction.cl, target: target.cl, gradPrediction: grad.cl,
-                                                 reduction: reduction, scale: 0.7, accumulate: accumulate)
-                        try pair.assertSame(grad, tolerance: 3e-6, "\(kind) \(reduction) backward \(n) \(accumulate)")
+        for backend in try OpenCLTestDevice.elementBackends() {
+            let pair = Pair(backend)
+            var random = TestRandom(seed: 3)
+            for n in [1, 13, 784 * 3, 50_001] {
+                let probabilities = random.array(n, 0.001, 0.999)
+                var targets = random.array(n, 0, 1)
+                if n > 2 { targets[0] = 0; targets[1] = 1 }
+                for kind in LossKind.allCases {
+                    let prediction = try pair.buffers(kind == .bce ? probabilities : random.array(n, -4, 4), offset: 1)
+                    let target = try pair.buffers(targets, offset: 3)
+                    for reduction in [Reduction.sum, .mean] {
+                        let out = try pair.buffers([0])
+                        try pair.cpu.lossForward(kind, prediction: prediction.cpu, target: target.cpu, output: out.cpu, reduction: reduction)
+                        try pair.cl.lossForward(kind, prediction: prediction.cl, target: target.cl, output: out.cl, reduction: reduction)
+                        try pair.assertSame(out, tolerance: 2e-6, "\(kind) \(reduction) forward \(n)")
+                        for accumulate in [false, true] {
+                            let grad = try pair.buffers(random.array(n), offset: 2)
+                            try pair.cpu.lossBackward(kind, prediction: prediction.cpu, target: target.cpu, gradPrediction: grad.cpu,
+                                                      reduction: reduction, scale: 0.7, accumulate: accumulate)
+                            try pair.cl.lossBackward(kind, prediction: prediction.cl, target: target.cl, gradPrediction: grad.cl,
+                                                     reduction: reduction, scale: 0.7, accumulate: accumulate)
+                            try pair.assertSame(grad, tolerance: 3e-6, "\(kind) \(reduction) backward \(n) \(accumulate)")
+                        }
                     }
                 }
             }
@@ -89,25 +91,27 @@ final class ReduceParityTests: XCTestCase {
     }
 
     func testKLDivergence() throws {
-        let pair = Pair(try OpenCLTestDevice.backend())
-        var random = TestRandom(seed: 4)
-        for parameterization in [GaussianParameterization.logVariance, .logStd, .std] {
-            for n in [1, 20, 64 * 32, 10_007] {
-                let mean = try pair.buffers(random.array(n, -2, 2), offset: 1)
-                let parameter = try pair.buffers(parameterization == .std ? random.array(n, 0.2, 2) : random.array(n, -2, 2))
-                let out = try pair.buffers([0], offset: 2)
-                try pair.cpu.klDivergence(mean: mean.cpu, parameter: parameter.cpu, parameterization: parameterization, output: out.cpu)
-                try pair.cl.klDivergence(mean: mean.cl, parameter: parameter.cl, parameterization: parameterization, output: out.cl)
-                try pair.assertSame(out, tolerance: 2e-6, "kl \(parameterization) \(n)")
-                for accumulate in [false, true] {
-                    let gradMean = try pair.buffers(random.array(n))
-                    let gradParameter = try pair.buffers(random.array(n), offset: 1)
-                    try pair.cpu.klDivergenceBackward(mean: mean.cpu, parameter: parameter.cpu, parameterization: parameterization,
-                                                      scale: 0.3, gradMean: gradMean.cpu, gradParameter: gradParameter.cpu, accumulate: accumulate)
-                    try pair.cl.klDivergenceBackward(mean: mean.cl, parameter: parameter.cl, parameterization: parameterization,
-                                                     scale: 0.3, gradMean: gradMean.cl, gradParameter: gradParameter.cl, accumulate: accumulate)
-                    try pair.assertSame(gradMean, tolerance: 1e-6, "kl gradMean \(parameterization) \(accumulate)")
-                    try pair.assertSame(gradParameter, tolerance: 3e-6, "kl gradParameter \(parameterization) \(accumulate)")
+        for backend in try OpenCLTestDevice.elementBackends() {
+            let pair = Pair(backend)
+            var random = TestRandom(seed: 4)
+            for parameterization in [GaussianParameterization.logVariance, .logStd, .std] {
+                for n in [1, 20, 64 * 32, 10_007] {
+                    let mean = try pair.buffers(random.array(n, -2, 2), offset: 1)
+                    let parameter = try pair.buffers(parameterization == .std ? random.array(n, 0.2, 2) : random.array(n, -2, 2))
+                    let out = try pair.buffers([0], offset: 2)
+                    try pair.cpu.klDivergence(mean: mean.cpu, parameter: parameter.cpu, parameterization: parameterization, output: out.cpu)
+                    try pair.cl.klDivergence(mean: mean.cl, parameter: parameter.cl, parameterization: parameterization, output: out.cl)
+                    try pair.assertSame(out, tolerance: 2e-6, "kl \(parameterization) \(n)")
+                    for accumulate in [false, true] {
+                        let gradMean = try pair.buffers(random.array(n))
+                        let gradParameter = try pair.buffers(random.array(n), offset: 1)
+                        try pair.cpu.klDivergenceBackward(mean: mean.cpu, parameter: parameter.cpu, parameterization: parameterization,
+                                                          scale: 0.3, gradMean: gradMean.cpu, gradParameter: gradParameter.cpu, accumulate: accumulate)
+                        try pair.cl.klDivergenceBackward(mean: mean.cl, parameter: parameter.cl, parameterization: parameterization,
+                                                         scale: 0.3, gradMean: gradMean.cl, gradParameter: gradParameter.cl, accumulate: accumulate)
+                        try pair.assertSame(gradMean, tolerance: 1e-6, "kl gradMean \(parameterization) \(accumulate)")
+                        try pair.assertSame(gradParameter, tolerance: 3e-6, "kl gradParameter \(parameterization) \(accumulate)")
+                    }
                 }
             }
         }
