@@ -89,15 +89,18 @@ struct Pair {
     func assertSame(_ views: (cpu: BufferView, cl: BufferView), tolerance: Float = 1e-5, scale: Float = 0,
                     _ message: String = "", file: StaticString = #filePath, line: UInt = #line) throws {
         let (expected, actual) = try read(views)
-        assertScaled(actual, expected, tolerance: tolerance, scale: scale, message, file: file, line: line)
+        assertScaled(actual, expected, tolerance: tolerance, scale: scale, labelled(message), file: file, line: line)
     }
 
     /// Reads both and requires identical bits.
     func assertIdentical(_ views: (cpu: BufferView, cl: BufferView), _ message: String = "",
                          file: StaticString = #filePath, line: UInt = #line) throws {
         let (expected, actual) = try read(views)
-        assertBitIdentical(actual, expected, message, file: file, line: line)
+        assertBitIdentical(actual, expected, labelled(message), file: file, line: line)
     }
+
+    /// `message` with the kernels' run length, which `elementBackends` varies within one test.
+    private func labelled(_ message: String) -> String { "\(message) (EW_VEC \(cl.config.elementsPerItem))" }
 }
 
 /// `|a - b| <= tolerance * max(|b|, scale)` elementwise, where `scale` is the largest
