@@ -51,7 +51,8 @@ public struct OpenCLKernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// Elements per work-item of the one-dimensional elementwise, loss-gradient and optimizer kernels
     /// (`FOR_ELEMENTS` in common.clh): 1 on GPUs, 16 on CPU-class devices, where PoCL's loop
     /// over a run of elements vectorises and one element per work-item did not keep up (axpby
-    /// over 64x64x196 floats: 1.1-1.3 ms -> 0.28 ms on PoCL, Zen 3).
+    /// over 64x64x196 floats: 1.33 -> 0.20 ms on PoCL, Zen 3, fastest of 5 alternating rounds;
+    /// docs/PERFORMANCE.md).
     public var elementsPerItem = 1
     /// gemm_tiled: C tile per work-group, depth of a local-memory slice, work per work-item.
     public var tileM = 64
