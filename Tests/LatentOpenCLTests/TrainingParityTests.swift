@@ -133,35 +133,31 @@ final class TrainingParityTests: XCTestCase {
     /// |g| = 3e-7 of a largest 0.63, has opposite signs on the two backends and alone puts the
     /// whole tensor 3.0e-4 apart (measured 2026-12-02; 8.9e-7 with the direct kernels).
     ///
-    /// Every later step feeds those differences forward, and Adam divides each gradient by its
-    /// own running RMS, so a small element's rounding becomes a full-size change of its step:
-    /// measured worst (norm-relative) 6.2e-5 after two steps and 1.07e-3 after five
-    /// (decoder.1.weight; fc_mu.weight 9.6e-4, encoder.3.weight 8.3e-4) with the CPU's direct
-    /// 3x3 kernels; with its Winograd F(4x4, 3x3) (larger rounding in the seed) 1.72e-3
-    /// (decoder.1.weight; encoder.3.weight 1.42e-3), asserted at 3e-3.
-    /// BatchNorm's shifts start at zero, so they are nothing but the five Adam steps and their
-    /// error is the steps' own: 5.0e-3 (encoder.1.bias) with the direct kernels, 9.2e-3
-    /// (encoder.4.bias) with Winograd, asserted at 1.5e-2.
-    /// The running means are left out there: they follow the normalised biases, whose noise
-    /// gradients Adam turns into steps of lr in either direction (4.5e-3 after five steps).
-    /// Digit-like inputs do not help: with anti-aliased strokes (11% of pixels lit) at the
-    /// report's batch of 64 the five steps end 6.1e-3 apart (encoder.3.weight; losses within
-    /// 2e-5), at batch 16 4.7e-4 (measured 2026-12-02). Adam's early steps are lr * sign(g)
-    /// for every element well above eps, so each element whose gradient is within rounding of
-    /// zero takes a step of +-lr at random on either backend.
-    /// Nor is it a few such elements alone: kept to the elements whose gradient was above 1e-3
-    /// of its tensor's largest and of the same sign on both backends at every one of the five
-    /// steps, decoder.1.weight is still 1.6e-3 apart (fc_mu.weight 1.3e-3, encoder.3.weight
-    /// 1.4e-3; measured 2026-12-03 with a throwaway variant of this test): what that fits is the
-    /// whole state drifting apart once the first steps' +-lr elements change every later forward pass.
-    /// This is rounding amplified, not a formula difference: with SGD the same five steps
-    /// hold 1e-4 element by element (next test). The losses agree to 1e-4 (measured 3.6e-5,
-    /// step 4).
+    /// After five steps 1e-4 is out of reach of any two float32 implementations that sum in
+    /// different orders, so the bound there is the CPU backend's own spread: the same five
+    /// steps on the CPU backend with its direct batch-inner kernels and with im2col (the same
+    /// maths as its default Winograd path, summed in other orders) end as far from the default
+    /// run as OpenCL does. Measured 2026-12-03 (norm-relative, worst tensor decoder.1.weight):
+    /// CPU Winograd against direct 1.60e-3, against im2col 1.67e-3, direct against im2col
+    /// 9.8e-4, OpenCL against CPU 1.72e-3; tensor by tensor the OpenCL gap was 0.67-1.27x the
+    /// larger of the two CPU gaps (1 thread against 2: 4.7e-7, the same order by design).
+    /// PyTorch is no different (`Benchmarks/pytorch/adam_drift.py`, the same setting): its
+    /// oneDNN and native convolutions end 8.7e-4 apart, and against float64 arithmetic its
+    /// float32 oneDNN run ends 7.3e-4 to 1.3e-3 apart on three of four seeds (5e-6 on the
+    /// fourth), its native one 8.7e-4 to 8.3e-3. Adam divides each gradient by its own running
+    /// RMS, so once the first steps differ by rounding every later forward pass does, and a
+    /// small element's rounding becomes a full-size change of its step; with SGD the same five
+    /// steps hold 1e-4 element by element (next test). So each tensor's OpenCL gap must stay
+    /// within twice the larger CPU gap (and under 3e-3, 1.5e-2 for the BatchNorm shifts, which
+    /// start at zero and are nothing but the five steps). The losses agree to 1e-4 (measured
+    /// 3.6e-5, step 4).
     func testConvVAEFiveAdamStepsMatchCPU() throws {
         let cl = try OpenCLTestDevice.backend()
         let adam = OptimizerRule.adam(lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false)
         let expected = try runConvVAE(on: CPUBackend(threads: 2), steps: 5, batch: 16, rule: adam)
         let actual = try runConvVAE(on: cl, steps: 5, batch: 16, rule: adam)
+        let direct = try runConvVAE(on: CPUBackend(threads: 2, convolution: .batchInner), steps: 5, batch: 16, rule: adam)
+        let im2col = try runConvVAE(on: CPUBackend(threads: 2, convolution: .im2col), steps: 5, batch: 16, rule: adam)
         assertScaled(actual.losses, expected.losses, tolerance: 1e-4, "conv VAE losses")
         assertGradientsMatch(actual, expected)
         XCTAssertEqual(actual.firstParameters.count, expected.firstParameters.count)
@@ -177,10 +173,19 @@ final class TrainingParityTests: XCTestCase {
             XCTAssertLessThanOrEqual(normRelativeError(determined.map { a.1[$0] }, determined.map { e.1[$0] }), 1e-4,
                                      "conv VAE \(e.0) after 1 Adam step")
         }
+        XCTAssertEqual(actual.parameters.map(\.0), expected.parameters.map(\.0))
+        XCTAssertEqual(direct.parameters.map(\.0), expected.parameters.map(\.0))
+        XCTAssertEqual(im2col.parameters.map(\.0), expected.parameters.map(\.0))
         let batchNormShifts: Set<String> = ["encoder.1.bias", "encoder.4.bias", "encoder.7.bias"]
-        for (a, e) in zip(actual.parameters, expected.parameters) where !Self.normalizedBiases.contains(e.0) && !e.0.hasSuffix("running_mean") {
-            let bound = batchNormShifts.contains(e.0) ? 1.5e-2 : 3e-3
-            XCTAssertLessThanOrEqual(normRelativeError(a.1, e.1), bound, "conv VAE \(e.0) after 5 Adam steps")
+        for (index, e) in expected.parameters.enumerated() {
+            let gap = normRelativeError(actual.parameters[index].1, e.1)
+            let cpuSpread = Swift.max(normRelativeError(direct.parameters[index].1, e.1),
+                                      normRelativeError(im2col.parameters[index].1, e.1))
+            XCTAssertLessThanOrEqual(gap, Swift.max(1e-4, 2 * cpuSpread),
+                                     "conv VAE \(e.0) after 5 Adam steps: OpenCL against CPU \(gap), CPU's own algorithms \(cpuSpread)")
+            if !Self.normalizedBiases.contains(e.0) && !e.0.hasSuffix("running_mean") {
+                XCTAssertLessThanOrEqual(gap, batchNormShifts.contains(e.0) ? 1.5e-2 : 3e-3, "conv VAE \(e.0) after 5 Adam steps")
+            }
         }
     }
 
