@@ -412,7 +412,9 @@ __kernel void bi_conv_backward_weights(__global const float *xs, int Cin, int kh
 // layout, 16 images per float16. A 4x4 output tile comes from a 6x6 input tile with 36
 // multiplies per channel pair. Point e = 6x + y; column j = tile * lanes + image. The 36
 // products M_e = U_e V_e run in one launch of w3_multiply (gemm_block's scheme): U_e in
-// GEMM_ROWS-row panels (k-major, rows past R zero), V_e and M_e row-major, J columns.
+// GEMM_ROWS-row panels (k-major, rows past R zero), V_e and M_e row-major, J columns, each
+// point's plane `plane` floats from the next (the host keeps planes off multiples of 4 KiB:
+// a tile's 36 vectors, one per plane, would otherwise share one L1 set).
 //     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
 //     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
 //     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
@@ -440,11 +442,11 @@ inline void w3_filter3(const float8 g[3], float8 r[6]) {
     r[3] = a + b; r[4] = a - b; r[5] = g[2];
 }
 
-// U[e] = G g G^T in GEMM_ROWS-row panels (`plane` = Rp * K floats per point) of the filters
+// U[e] = G g G^T in GEMM_ROWS-row panels (`plane` >= Rp * K floats per point) of the filters
 // of rows panel * GEMM_ROWS ... (+ up to 8 at a time, rows past R zero) at depth k:
 // W[row][k] (forward) or, with `flip`, W[k][row] turned by 180 degrees (backward-data).
 // Global (K, Rp / 8), Rp = R rounded up to GEMM_ROWS (GEMM_ROWS a multiple of 8 or below 8).
-__kernel void w3_filters(__global const float *w, int w_off, int R, int K, int Rp, int flip, __global float *U) {
+__kernel void w3_filters(__global const float *w, int w_off, int R, int K, int Rp, int flip, int plane, __global float *U) {
     const int k = get_global_id(0), r0 = get_global_id(1) * 8;
     if (k >= K || r0 >= Rp) return;
     const int count = min(8, Rp - r0);
@@ -463,7 +465,6 @@ __kernel void w3_filters(__global const float *w, int w_off, int R, int K, int R
         const float8 column[3] = {g[b], g[3 + b], g[6 + b]};
         w3_filter3(column, c[b]);
     }
-    const size_t plane = (size_t)Rp * K;
     for (int x = 0; x < 6; ++x) {
         const float8 row3[3] = {c[0][x], c[1][x], c[2][x]};
         float8 u[6];
@@ -471,7 +472,7 @@ __kernel void w3_filters(__global const float *w, int w_off, int R, int K, int R
         for (int y = 0; y < 6; ++y) {
             float values[8];
             vstore8(u[y], 0, values);
-            for (int r = 0; r < count; ++r) *PACKED(U + (6 * x + y) * plane, r0 + r, k, GEMM_ROWS, K) = values[r];
+            for (int r = 0; r < count; ++r) *PACKED(U + (size_t)(6 * x + y) * plane, r0 + r, k, GEMM_ROWS, K) = values[r];
         }
     }
 }
@@ -480,7 +481,7 @@ __kernel void w3_filters(__global const float *w, int w_off, int R, int K, int R
 // 4 th + s, columns 4 tw + v of channel c in a batch-inner layout that holds every such
 // tile (rowStride, channelStride as BatchInnerLayout). Global (lanes / 16, tiles, C).
 __kernel void w3_inputs(__global const float *xs, int rowStride, int channelStride, int lanes, int tilesW, int tiles,
-                        __global float *V) {
+                        int plane, __global float *V) {
     const int n0 = get_global_id(0) * 16, tile = get_global_id(1), c = get_global_id(2);
     const int h0 = (tile / tilesW) * 4, w0 = (tile % tilesW) * 4;
     const __global float *base = xs + (size_t)c * channelStride + h0 * rowStride + w0 * lanes + n0;
@@ -492,28 +493,27 @@ __kernel void w3_inputs(__global const float *xs, int rowStride, int channelStri
         for (int x = 0; x < 6; ++x) t[x][v] = r[x];
     }
     const int J = tiles * lanes;
-    const size_t plane = (size_t)get_global_size(2) * J;
     __global float *out = V + (size_t)c * J + tile * lanes + n0;
     for (int x = 0; x < 6; ++x) {
         float16 r[6];
         w3_input6(t[x], r);
-        for (int y = 0; y < 6; ++y) vstore16(r[y], 0, out + (6 * x + y) * plane);
+        for (int y = 0; y < 6; ++y) vstore16(r[y], 0, out + (size_t)(6 * x + y) * plane);
     }
 }
 
-// M_e (R x J, row-major) = A_e B_e for all 36 points: A_e in GEMM_ROWS-row panels (K deep,
-// `a_plane` floats per point), B_e row-major K x J. One work-item: GEMM_ROWS rows x 16
-// columns of one point. Global (J / 16, panels, 36).
-__kernel void w3_multiply(__global const float *A, int a_plane, __global const float *B, int K, int J,
-                          __global float *M, int R) {
+// M_e (R x J, row-major) = A_e B_e for every point (36 for F(4x4, 3x3), 25 for F(4x4, 2x2)):
+// A_e in GEMM_ROWS-row panels (K deep, `a_plane` floats per point), B_e row-major K x J.
+// One work-item: GEMM_ROWS rows x 16 columns of one point. Global (J / 16, panels, points).
+__kernel void w3_multiply(__global const float *A, int a_plane, __global const float *B, int b_plane, int K, int J,
+                          __global float *M, int m_plane, int R) {
     const int jb = get_global_id(0), panel = get_global_id(1), e = get_global_id(2);
     const __global float *a = A + (size_t)e * a_plane + (size_t)panel * K * GEMM_ROWS;
-    const __global float *b = B + (size_t)e * K * J + jb * 16;
+    const __global float *b = B + (size_t)e * b_plane + jb * 16;
     float16 acc[GEMM_ROWS];
 #pragma unroll
     for (int r = 0; r < GEMM_ROWS; ++r) acc[r] = (float16)(0.0f);
     block_fma(acc, a, b, K, J);
-    __global float *m = M + (size_t)e * R * J + jb * 16;
+    __global float *m = M + (size_t)e * m_plane + jb * 16;
 #pragma unroll
     for (int r = 0; r < GEMM_ROWS; ++r) {
         const int row = panel * GEMM_ROWS + r;
@@ -524,17 +524,16 @@ __kernel void w3_multiply(__global const float *A, int a_plane, __global const f
 // ys (batch-inner, unpadded H x W, rowStride, channelStride) at (row, 4 th + i, 4 tw + j)
 // = A^T M A of the products M[e][row][tile * lanes + n0 ...], inside the map.
 // Global (lanes / 16, tiles, R).
-__kernel void w3_outputs(__global const float *M, int lanes, int tilesW, int tiles, int H, int W,
+__kernel void w3_outputs(__global const float *M, int plane, int lanes, int tilesW, int tiles, int H, int W,
                          int rowStride, int channelStride, __global float *ys) {
     const int n0 = get_global_id(0) * 16, tile = get_global_id(1), row = get_global_id(2);
     const int h0 = (tile / tilesW) * 4, w0 = (tile % tilesW) * 4;
     const int J = tiles * lanes;
-    const size_t plane = (size_t)get_global_size(2) * J;
     const __global float *m = M + (size_t)row * J + tile * lanes + n0;
     float16 t[4][6];
     for (int y = 0; y < 6; ++y) {
         float16 column[6], r[4];
-        for (int x = 0; x < 6; ++x) column[x] = vload16(0, m + (6 * x + y) * plane);
+        for (int x = 0; x < 6; ++x) column[x] = vload16(0, m + (size_t)(6 * x + y) * plane);
         w3_output6(column, r);
         for (int i = 0; i < 4; ++i) t[i][y] = r[i];
     }
@@ -548,6 +547,135 @@ __kernel void w3_outputs(__global const float *M, int lanes, int tilesW, int til
             const int ow = w0 + jj;
             if (ow >= W) break;
             vstore16(r[jj], 0, out + oh * rowStride + ow * lanes);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Winograd F(4x4, 2x2) for 4x4 stride-2 convolutions, forward and backward-data: the CPU
+// backend's scheme (Sources/LatentCPU/CPUConvWinograd.swift). Forward: the four stride phases
+// (p, q) of the input are extra channels, k = 4 ci + 2 p + q, each a 2x2 stride-1 correlation;
+// backward-data: rows (phase (a, b), ci) of the input gradient over the phase grid, depth
+// Cout. A 4x4 tile from a 5x5 input tile, 25 multiplies per channel pair instead of 64.
+// Point e = 5x + y; the products run through w3_multiply with 25 points.
+//     B^T = [2 -1 -2 1 0; 0 -2 -1 1 0; 0 2 -3 1 0; 0 -1 0 1 0; 0 2 -1 -2 1]
+//     G   = [1/2 0; -1/2 -1/2; -1/6 1/6; 1/6 1/3; 0 1]
+//     A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1]
+
+inline void w42_input5(const float16 d[5], float16 r[5]) {
+    r[0] = fma((float16)(2.0f), d[0] - d[2], d[3] - d[1]);
+    r[1] = fma((float16)(-2.0f), d[1], d[3] - d[2]);
+    r[2] = fma((float16)(2.0f), d[1] - d[2], d[3] - d[2]);
+    r[3] = d[3] - d[1];
+    r[4] = fma((float16)(2.0f), d[1] - d[3], d[4] - d[2]);
+}
+
+inline void w42_output5(const float16 m[5], float16 r[4]) {
+    const float16 sum = m[1] + m[2], difference = m[1] - m[2];
+    r[0] = m[0] + sum + m[3];
+    r[1] = fma((float16)(2.0f), m[3], difference);
+    r[2] = fma((float16)(4.0f), m[3], sum);
+    r[3] = fma((float16)(8.0f), m[3], difference) + m[4];
+}
+
+// G along two taps (a first) -> five values.
+inline void w42_filter2(const float a, const float b, float r[5]) {
+    r[0] = 0.5f * a; r[1] = -0.5f * (a + b); r[2] = (1.0f / 6.0f) * (b - a);
+    r[3] = fma(1.0f / 3.0f, b, (1.0f / 6.0f) * a); r[4] = b;
+}
+
+// U[e] = G g G^T in GEMM_ROWS-row panels (Rp * K floats per point, rows past R zero) of the
+// 2x2 filter g of row `row` at depth k, from the 4x4 weights W (Cout, Cin, 4, 4): forward
+// (`backward` 0) row co, k = 4 ci + 2 p + q, taps (2a + p, 2b + q) for a, b in 0, 1;
+// backward-data row (2a + b) Cin + ci, k = co, taps (a + 2 (1 - t), b + 2 (1 - u)) for t, u
+// in 0, 1. One filter per work-item, in the order of the panels' floats (row fastest, then
+// k) so that neighbouring work-items store neighbouring floats. Global (K * GEMM_ROWS, Rp / GEMM_ROWS).
+__kernel void w42_filters(__global const float *w, int w_off, int R, int K, int Rp, int Cin, int backward, int plane,
+                          __global float *U) {
+    const int i = get_global_id(0), k = i / GEMM_ROWS, row = get_global_id(1) * GEMM_ROWS + i % GEMM_ROWS;
+    if (k >= K || row >= Rp) return;
+    float g00 = 0.0f, g01 = 0.0f, g10 = 0.0f, g11 = 0.0f;
+    if (row < R) {
+        if (backward) {
+            const int phase = row / Cin, a = phase / 2, b = phase % 2;
+            const __global float *g = w + w_off + (k * Cin + row % Cin) * 16;
+            g00 = g[(a + 2) * 4 + b + 2]; g01 = g[(a + 2) * 4 + b]; g10 = g[a * 4 + b + 2]; g11 = g[a * 4 + b];
+        } else {
+            const int p = (k % 4) / 2, q = k % 2;
+            const __global float *g = w + w_off + (row * Cin + k / 4) * 16;
+            g00 = g[p * 4 + q]; g01 = g[p * 4 + 2 + q]; g10 = g[(2 + p) * 4 + q]; g11 = g[(2 + p) * 4 + 2 + q];
+        }
+    }
+    float left[5], right[5];
+    w42_filter2(g00, g10, left);
+    w42_filter2(g01, g11, right);
+    __global float *u = PACKED(U, row, k, GEMM_ROWS, K);
+    for (int x = 0; x < 5; ++x) {
+        float r[5];
+        w42_filter2(left[x], right[x], r);
+        for (int y = 0; y < 5; ++y) u[(size_t)(5 * x + y) * plane] = r[y];
+    }
+}
+
+// V[e][k][tile * lanes + n0 ...] (K x J per point, J = tiles * lanes) = B^T d B of the 5x5
+// tiles of 16 images in xs, a batch-inner layout that holds every tile (rowStride,
+// channelStride as BatchInnerLayout). With `phases` (forward) k = 4 c + 2 p + q reads padded
+// rows 2 (4 th + s) + p and columns 2 (4 tw + v) + q of channel c; without (backward-data)
+// k = c reads rows 4 th + s, columns 4 tw + v. Global (lanes / 16, tiles, K).
+__kernel void w42_inputs(__global const float *xs, int rowStride, int channelStride, int lanes, int tilesW, int tiles,
+                         int K, int phases, int plane, __global float *V) {
+    const int n0 = get_global_id(0) * 16, tile = get_global_id(1), k = get_global_id(2);
+    if (n0 >= lanes || tile >= tiles || k >= K) return;
+    const int th = tile / tilesW, tw = tile % tilesW, step = phases ? 2 : 1;
+    const int c = phases ? k / 4 : k;
+    const int h0 = phases ? 8 * th + (k % 4) / 2 : 4 * th, w0 = phases ? 8 * tw + k % 2 : 4 * tw;
+    const __global float *base = xs + (size_t)c * channelStride + h0 * rowStride + w0 * lanes + n0;
+    float16 t[5][5];
+    for (int v = 0; v < 5; ++v) {
+        float16 d[5], r[5];
+        for (int s = 0; s < 5; ++s) d[s] = vload16(0, base + step * (s * rowStride + v * lanes));
+        w42_input5(d, r);
+        for (int x = 0; x < 5; ++x) t[x][v] = r[x];
+    }
+    const int J = tiles * lanes;
+    __global float *out = V + (size_t)k * J + tile * lanes + n0;
+    for (int x = 0; x < 5; ++x) {
+        float16 r[5];
+        w42_input5(t[x], r);
+        for (int y = 0; y < 5; ++y) vstore16(r[y], 0, out + (size_t)(5 * x + y) * plane);
+    }
+}
+
+// The 4x4 outputs A^T M A of the products M[e][row][tile * lanes + n0 ...] (R x J per point)
+// into ys (batch-inner, unpadded H x W, rowStride, channelStride). Without `phases`
+// (forward) row c at (4 th + i, 4 tw + j); with (backward-data) row (2a + b) C + c at input
+// (2 (4 th + i) + a - padH, 2 (4 tw + j) + b - padW) of channel c. Positions outside the map
+// are dropped. Global (lanes / 16, tiles, R).
+__kernel void w42_outputs(__global const float *M, int plane, int R, int lanes, int tilesW, int tiles, int H, int W,
+                          int rowStride, int channelStride, int phases, int C, int padH, int padW, __global float *ys) {
+    const int n0 = get_global_id(0) * 16, tile = get_global_id(1), row = get_global_id(2);
+    if (n0 >= lanes || tile >= tiles || row >= R) return;
+    const int th = tile / tilesW, tw = tile % tilesW, step = phases ? 2 : 1;
+    const int J = tiles * lanes;
+    const __global float *m = M + (size_t)row * J + tile * lanes + n0;
+    float16 t[4][5];
+    for (int y = 0; y < 5; ++y) {
+        float16 column[5], r[4];
+        for (int x = 0; x < 5; ++x) column[x] = vload16(0, m + (size_t)(5 * x + y) * plane);
+        w42_output5(column, r);
+        for (int i = 0; i < 4; ++i) t[i][y] = r[i];
+    }
+    const int c = phases ? row % C : row, phase = phases ? row / C : 0;
+    const int h0 = phases ? 8 * th + phase / 2 - padH : 4 * th, w0 = phases ? 8 * tw + phase % 2 - padW : 4 * tw;
+    __global float *out = ys + (size_t)c * channelStride + n0;
+    for (int i = 0; i < 4; ++i) {
+        float16 r[4];
+        w42_output5(t[i], r);
+        const int oh = h0 + step * i;
+        if (oh < 0 || oh >= H) continue;
+        for (int j = 0; j < 4; ++j) {
+            const int ow = w0 + step * j;
+            if (ow >= 0 && ow < W) vstore16(r[j], 0, out + oh * rowStride + ow * lanes);
         }
     }
 }

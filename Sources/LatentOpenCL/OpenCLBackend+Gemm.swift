@@ -139,6 +139,10 @@ extension OpenCLBackend {
                 try winograd3x3Forward(g, input: input, weight: weight, bias: bias, output: output)
                 return
             }
+            if usesWinograd4x4(g) {
+                try winograd4x4Forward(g, input: input, weight: weight, bias: bias, output: output)
+                return
+            }
             if usesBatchInner(g) {
                 try batchInnerForward(g, input: input, weight: weight, bias: bias, output: output)
                 return
@@ -171,6 +175,11 @@ extension OpenCLBackend {
         try withLock {
             if usesWinograd3x3(g) {
                 try winograd3x3BackwardData(g, gradOutput: gradOutput, weight: weight, bias: bias, gradInput: gradInput,
+                                            accumulate: accumulate)
+                return
+            }
+            if usesWinograd4x4(g) {
+                try winograd4x4BackwardData(g, gradOutput: gradOutput, weight: weight, bias: bias, gradInput: gradInput,
                                             accumulate: accumulate)
                 return
             }

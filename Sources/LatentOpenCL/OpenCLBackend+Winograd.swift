@@ -1,14 +1,17 @@
 import COpenCL
 import LatentCore
 
-/// Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions (conv.cl, `w3_*`), forward and
-/// backward-data: the CPU backend's scheme (CPUConvWinograd3x3.swift) on the batch-inner
-/// layout, 16 images per float16. The images are packed with enough padding that every
-/// 6x6 tile lies inside, the transforms run on whole float16 vectors, and the 36 point
-/// products run in one launch of a register-blocked GEMM (gemm_block's scheme) on operands
-/// the transforms write in its formats. The weight gradient stays on the batch-inner
-/// kernel: its GEMMs reduce over the image lanes, which this layout cannot feed without
-/// transposes (a version on NCHW data took 2.2x the direct kernel on PoCL).
+/// Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions (conv.cl, `w3_*`) and F(4x4, 2x2)
+/// for 4x4 stride-2 ones (`w42_*`), forward and backward-data: the CPU backend's schemes
+/// (CPUConvWinograd3x3.swift, CPUConvWinograd.swift) on the batch-inner layout, 16 images
+/// per float16. The images are packed with enough padding that every 6x6 (5x5) tile lies
+/// inside, the transforms run on whole float16 vectors, and the 36 (25) point products run
+/// in one launch of a register-blocked GEMM (`w3_multiply`, gemm_block's scheme) on operands
+/// the transforms write in its formats. A 4x4 stride-2 layer is four stride-1 2x2 ones, one
+/// per stride phase: forward takes the phases as extra input channels (read at stride 2),
+/// backward-data as extra output rows (written at stride 2). The weight gradient stays on the
+/// batch-inner kernel: its GEMMs reduce over the image lanes, which this layout cannot feed
+/// without transposes (a version on NCHW data took 2.2x the direct kernel on PoCL).
 extension OpenCLBackend {
     /// Whether a pass runs as Winograd F(4x4, 3x3): forward or backward-data of a 3x3
     /// stride-1 convolution with padding up to 2 and, unless forced, 16 channels or more on
@@ -23,7 +26,34 @@ extension OpenCLBackend {
         }
     }
 
-    private static let points = 36
+    /// Whether a pass runs as Winograd F(4x4, 2x2): forward or backward-data of a 4x4
+    /// stride-2 convolution with padding up to 2 and, unless forced, 8 input channels or more,
+    /// 16 output channels or more and a batch of 16 or more (the CPU backend's rule).
+    func usesWinograd4x4(_ g: ConvGeometry) -> Bool {
+        guard g.kernelHeight == 4, g.kernelWidth == 4, g.strideHeight == 2, g.strideWidth == 2,
+              (0...2).contains(g.padHeight), (0...2).contains(g.padWidth) else { return false }
+        switch config.convolution {
+        case .winograd: return true
+        case .automatic: return g.inChannels >= 8 && g.outChannels >= 16 && g.batch >= 16
+        case .im2col, .batchInner: return false
+        }
+    }
+
+    /// Which transform a pass runs and how its kernels read and write.
+    private enum WinogradPass {
+        /// F(4x4, 3x3) (`w3_*`, 36 points); `flip`: backward-data's filters turned by 180 degrees.
+        case threeByThree(flip: Bool)
+        /// F(4x4, 2x2) (`w42_*`, 25 points) of a 4x4 stride-2 layer's forward pass: depth
+        /// (ci, stride phase), the input read at stride 2.
+        case fourByFourForward(inChannels: Int)
+        /// F(4x4, 2x2) of its backward-data pass: rows (stride phase, ci) written at stride 2.
+        case fourByFourBackwardData(inChannels: Int, padHeight: Int, padWidth: Int)
+
+        var points: Int {
+            if case .threeByThree = self { return 36 }
+            return 25
+        }
+    }
 
     /// A batch-inner layout of `channels` maps (height x width) padded by `top`, `left` and
     /// below and right so that the 6x6 tiles of `tilesHigh` x `tilesWide` 4x4 tiles fit.
@@ -33,37 +63,82 @@ extension OpenCLBackend {
                          padBottom: 4 * tilesHigh + 2 - height - top, padRight: 4 * tilesWide + 2 - width - left)
     }
 
+    /// Floats from one transform point's plane to the next: at least `floats`, a whole number
+    /// of 64-byte lines, and an odd number of them. The transforms write (and the output
+    /// transform reads) one float vector in each of the 25 or 36 planes per tile; planes a
+    /// multiple of 4 KiB apart (128 x 256 floats, the conv VAE's) put all of them in one
+    /// L1 set, and the filter transform waited on its stores there (64% of its samples on one
+    /// store under `perf record`, 1.7 ms a call).
+    static func skewedPlane(_ floats: Int) -> Int {
+        let lines = (floats + 15) / 16
+        return (lines % 2 == 0 ? lines + 1 : lines) * 16
+    }
+
     /// The transforms and products of one pass: `source` (packed into `input`) correlated with
     /// `rows` x `depth` filters, into `result` (batch-inner, unpadded) and then NCHW `destination`.
-    private func winograd3x3(_ source: BufferView, input: BatchInnerLayout, weight: BufferView, flip: Bool,
-                             rows: Int, depth: Int, tilesHigh: Int, tilesWide: Int, result: BatchInnerLayout,
-                             into destination: BufferView, bias: BufferView?, accumulate: Bool) throws {
-        let tiles = tilesHigh * tilesWide, columns = tiles * input.lanes
+    private func winograd(_ pass: WinogradPass, _ source: BufferView, input: BatchInnerLayout, weight: BufferView,
+                          rows: Int, depth: Int, tilesHigh: Int, tilesWide: Int, result: BatchInnerLayout,
+                          into destination: BufferView, bias: BufferView?, accumulate: Bool) throws {
+        let tiles = tilesHigh * tilesWide, columns = tiles * input.lanes, points = pass.points
         let paddedRows = (rows + config.gemmRows - 1) / config.gemmRows * config.gemmRows
-        func planes(_ floats: Int) throws -> Int {
-            let (total, overflow) = floats.multipliedReportingOverflow(by: Self.points)
-            guard !overflow else { throw LatentError.invalidArgument("Winograd convolution: sizes overflow") }
+        let uPlane = Self.skewedPlane(paddedRows * depth), vPlane = Self.skewedPlane(depth * columns)
+        let mPlane = Self.skewedPlane(rows * columns)
+        func planes(_ plane: Int) throws -> Int {
+            let (total, overflow) = plane.multipliedReportingOverflow(by: points)
+            guard !overflow, Int32(exactly: plane) != nil else {
+                throw LatentError.invalidArgument("Winograd convolution: sizes overflow")
+            }
             return total
         }
         let xs = try scratchBuffer(.layoutIn, floats: input.count)
         let ys = try scratchBuffer(.layoutOut, floats: result.count)
-        let u = try scratchBuffer(.winogradFilters, floats: try planes(paddedRows * depth))
-        let v = try scratchBuffer(.winogradInputs, floats: try planes(depth * columns))
-        let m = try scratchBuffer(.winogradProducts, floats: try planes(rows * columns))
+        let u = try scratchBuffer(.winogradFilters, floats: try planes(uPlane))
+        let v = try scratchBuffer(.winogradInputs, floats: try planes(vPlane))
+        let m = try scratchBuffer(.winogradProducts, floats: try planes(mPlane))
         try biPack(source, input, into: xs)
-        try enqueue(.conv, "w3_filters", global: [depth, (paddedRows + 7) / 8], [
-            .view(weight), .int(rows), .int(depth), .int(paddedRows), .int(flip ? 1 : 0), .mem(u),
+        let tileGrid = [input.lanes / 16, tiles]
+        switch pass {
+        case .threeByThree(let flip):
+            try enqueue(.conv, "w3_filters", global: [depth, (paddedRows + 7) / 8], [
+                .view(weight), .int(rows), .int(depth), .int(paddedRows), .int(flip ? 1 : 0), .int(uPlane), .mem(u),
+            ])
+            try enqueue(.conv, "w3_inputs", global: tileGrid + [depth], [
+                .mem(xs), .int(input.rowStride), .int(input.channelStride), .int(input.lanes), .int(tilesWide), .int(tiles),
+                .int(vPlane), .mem(v),
+            ])
+        case .fourByFourForward(let inChannels), .fourByFourBackwardData(let inChannels, _, _):
+            let backward: Bool
+            if case .fourByFourBackwardData = pass { backward = true } else { backward = false }
+            try enqueue(.conv, "w42_filters", global: [depth * config.gemmRows, paddedRows / config.gemmRows], [
+                .view(weight), .int(rows), .int(depth), .int(paddedRows), .int(inChannels), .int(backward ? 1 : 0), .int(uPlane),
+                .mem(u),
+            ])
+            try enqueue(.conv, "w42_inputs", global: tileGrid + [depth], [
+                .mem(xs), .int(input.rowStride), .int(input.channelStride), .int(input.lanes), .int(tilesWide), .int(tiles),
+                .int(depth), .int(backward ? 0 : 1), .int(vPlane), .mem(v),
+            ])
+        }
+        try enqueue(.conv, "w3_multiply", global: [columns / 16, paddedRows / config.gemmRows, points], [
+            .mem(u), .int(uPlane), .mem(v), .int(vPlane), .int(depth), .int(columns), .mem(m), .int(mPlane), .int(rows),
         ])
-        try enqueue(.conv, "w3_inputs", global: [input.lanes / 16, tiles, depth], [
-            .mem(xs), .int(input.rowStride), .int(input.channelStride), .int(input.lanes), .int(tilesWide), .int(tiles), .mem(v),
-        ])
-        try enqueue(.conv, "w3_multiply", global: [columns / 16, paddedRows / config.gemmRows, Self.points], [
-            .mem(u), .int(paddedRows * depth), .mem(v), .int(depth), .int(columns), .mem(m), .int(rows),
-        ])
-        try enqueue(.conv, "w3_outputs", global: [input.lanes / 16, tiles, rows], [
-            .mem(m), .int(input.lanes), .int(tilesWide), .int(tiles), .int(result.height), .int(result.width),
-            .int(result.rowStride), .int(result.channelStride), .mem(ys),
-        ])
+        switch pass {
+        case .threeByThree:
+            try enqueue(.conv, "w3_outputs", global: tileGrid + [rows], [
+                .mem(m), .int(mPlane), .int(input.lanes), .int(tilesWide), .int(tiles), .int(result.height), .int(result.width),
+                .int(result.rowStride), .int(result.channelStride), .mem(ys),
+            ])
+        case .fourByFourForward:
+            try enqueue(.conv, "w42_outputs", global: tileGrid + [rows], [
+                .mem(m), .int(mPlane), .int(rows), .int(input.lanes), .int(tilesWide), .int(tiles), .int(result.height), .int(result.width),
+                .int(result.rowStride), .int(result.channelStride), .int(0), .int(result.channels), .int(0), .int(0), .mem(ys),
+            ])
+        case .fourByFourBackwardData(let inChannels, let padHeight, let padWidth):
+            try enqueue(.conv, "w42_outputs", global: tileGrid + [rows], [
+                .mem(m), .int(mPlane), .int(rows), .int(input.lanes), .int(tilesWide), .int(tiles), .int(result.height), .int(result.width),
+                .int(result.rowStride), .int(result.channelStride), .int(1), .int(inChannels), .int(padHeight), .int(padWidth),
+                .mem(ys),
+            ])
+        }
         try biUnpack(ys, result, into: destination, bias: bias, accumulate: accumulate)
     }
 
@@ -73,7 +148,7 @@ extension OpenCLBackend {
         let tilesHigh = (g.outHeight + 3) / 4, tilesWide = (g.outWidth + 3) / 4
         let layout = Self.tileLayout(channels: g.inChannels, height: g.inHeight, width: g.inWidth, batch: g.batch,
                                      top: g.padHeight, left: g.padWidth, tilesHigh: tilesHigh, tilesWide: tilesWide)
-        try winograd3x3(input, input: layout, weight: weight, flip: false, rows: g.outChannels, depth: g.inChannels,
+        try winograd(.threeByThree(flip: false), input, input: layout, weight: weight, rows: g.outChannels, depth: g.inChannels,
                         tilesHigh: tilesHigh, tilesWide: tilesWide, result: BatchInnerLayout.output(g), into: output,
                         bias: bias, accumulate: false)
     }
@@ -85,8 +160,40 @@ extension OpenCLBackend {
         let tilesHigh = (g.inHeight + 3) / 4, tilesWide = (g.inWidth + 3) / 4
         let layout = Self.tileLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch,
                                      top: 2 - g.padHeight, left: 2 - g.padWidth, tilesHigh: tilesHigh, tilesWide: tilesWide)
-        try winograd3x3(gradOutput, input: layout, weight: weight, flip: true, rows: g.inChannels, depth: g.outChannels,
+        try winograd(.threeByThree(flip: true), gradOutput, input: layout, weight: weight, rows: g.inChannels, depth: g.outChannels,
                         tilesHigh: tilesHigh, tilesWide: tilesWide, result: BatchInnerLayout.input(g), into: gradInput,
                         bias: bias, accumulate: accumulate)
+    }
+
+    /// F(4x4, 2x2) forward (lock held): rows Cout, depth (ci, p, q), tiles of the output; the
+    /// input padded so that every 5x5 tile of every stride phase lies inside.
+    func winograd4x4Forward(_ g: ConvGeometry, input: BufferView, weight: BufferView, bias: BufferView?,
+                            output: BufferView) throws {
+        let tilesHigh = (g.outHeight + 3) / 4, tilesWide = (g.outWidth + 3) / 4
+        // Tile (th, tw) of phase (p, q) reads padded rows 8 th + p + 2s, s < 5, the last 8 tilesHigh + 1.
+        let layout = BatchInnerLayout(channels: g.inChannels, height: g.inHeight, width: g.inWidth, batch: g.batch,
+                                      padTop: g.padHeight, padLeft: g.padWidth,
+                                      padBottom: Swift.max(0, 8 * tilesHigh + 2 - g.inHeight - g.padHeight),
+                                      padRight: Swift.max(0, 8 * tilesWide + 2 - g.inWidth - g.padWidth))
+        try winograd(.fourByFourForward(inChannels: g.inChannels), input, input: layout, weight: weight,
+                     rows: g.outChannels, depth: 4 * g.inChannels, tilesHigh: tilesHigh, tilesWide: tilesWide,
+                     result: BatchInnerLayout.output(g), into: output, bias: bias, accumulate: false)
+    }
+
+    /// F(4x4, 2x2) backward-data (lock held): rows (phase (a, b), ci), depth Cout, tiles over the
+    /// phase grid (input row 2 i' + a - pad), each reading dY rows i' - 1 ... i' + 3 (padded by
+    /// one above and to the left, and below and right as far as the last tile reaches).
+    func winograd4x4BackwardData(_ g: ConvGeometry, gradOutput: BufferView, weight: BufferView, bias: BufferView?,
+                                 gradInput: BufferView, accumulate: Bool) throws {
+        let gridHigh = (g.inHeight - 1 + g.padHeight) / 2 + 1, gridWide = (g.inWidth - 1 + g.padWidth) / 2 + 1
+        let tilesHigh = (gridHigh + 3) / 4, tilesWide = (gridWide + 3) / 4
+        let layout = BatchInnerLayout(channels: g.outChannels, height: g.outHeight, width: g.outWidth, batch: g.batch,
+                                      padTop: 1, padLeft: 1,
+                                      padBottom: Swift.max(0, 4 * tilesHigh - g.outHeight),
+                                      padRight: Swift.max(0, 4 * tilesWide - g.outWidth))
+        try winograd(.fourByFourBackwardData(inChannels: g.inChannels, padHeight: g.padHeight, padWidth: g.padWidth),
+                     gradOutput, input: layout, weight: weight, rows: 4 * g.inChannels, depth: g.outChannels,
+                     tilesHigh: tilesHigh, tilesWide: tilesWide, result: BatchInnerLayout.input(g), into: gradInput,
+                     bias: bias, accumulate: accumulate)
     }
 }

@@ -5,7 +5,7 @@ import LatentCore
 /// The three convolution passes on OpenCL against the CPU backend, for both SGEMM variants:
 /// strides 1-3, padding 0-2, kernels 1-5, non-square kernels and inputs, odd channel
 /// counts, pointwise (1x1) layers, the conv VAE's layers, bias and accumulation; every
-/// convolution variant (im2col, batch-inner, Winograd F(4x4, 3x3)).
+/// convolution variant (im2col, batch-inner, Winograd F(4x4, 3x3) and F(4x4, 2x2)).
 final class ConvParityTests: XCTestCase {
     static func geometries() throws -> [ConvGeometry] {
         [
@@ -55,6 +55,28 @@ final class ConvParityTests: XCTestCase {
         ]
     }
 
+    /// Winograd F(4x4, 2x2)'s edges (4x4 stride 2): padding 0 and 2, unequal padding, odd and
+    /// unequal sides (partial tiles, stride phases one row short), a map smaller than one tile,
+    /// transposed layers (their forward is backward-data), channel counts that leave partial
+    /// panels, spare lanes, and the conv VAE's and DCGAN's layers at batch 64.
+    static func winograd4x4Geometries() throws -> [ConvGeometry] {
+        [
+            try ConvGeometry(batch: 5, inChannels: 3, height: 11, width: 13, outChannels: 6, kernel: 4, stride: 2, padding: 0),
+            try ConvGeometry(batch: 16, inChannels: 4, height: 10, width: 9, outChannels: 5, kernel: 4, stride: 2, padding: 2),
+            try ConvGeometry(batch: 17, inChannels: 9, height: 12, width: 15, outChannels: 18, kernelHeight: 4, kernelWidth: 4,
+                             strideHeight: 2, strideWidth: 2, padHeight: 2, padWidth: 1),
+            try ConvGeometry(batch: 3, inChannels: 2, height: 4, width: 6, outChannels: 2, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry.transposed(batch: 17, inChannels: 6, height: 7, width: 7, outChannels: 5, kernel: 4, stride: 2,
+                                        padding: 1),
+            try ConvGeometry.transposed(batch: 20, inChannels: 10, height: 5, width: 6, outChannels: 3, kernel: 4, stride: 2,
+                                        padding: 2, outputPadding: 1),
+            try ConvGeometry(batch: 33, inChannels: 40, height: 14, width: 14, outChannels: 19, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 64, inChannels: 64, height: 14, width: 14, outChannels: 128, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry.transposed(batch: 64, inChannels: 128, height: 7, width: 7, outChannels: 64, kernel: 4, stride: 2,
+                                        padding: 1),
+        ]
+    }
+
     func check(_ variant: OpenCLKernelConfig.GemmVariant, convolution: OpenCLKernelConfig.ConvolutionVariant? = nil,
                geometries: [ConvGeometry]? = nil, backend: OpenCLBackend? = nil) throws {
         let pair = Pair(try backend ?? OpenCLTestDevice.backend(variant, convolution: convolution))
@@ -92,10 +114,14 @@ final class ConvParityTests: XCTestCase {
     func testBatchInnerKernels() throws {
         try check(.block, convolution: .batchInner, geometries: try Self.geometries() + Self.batchInnerGeometries())
     }
-    /// Winograd wherever the shape is 3x3 stride 1, through both SGEMM variants.
+    /// Winograd wherever the shape is 3x3 stride 1 or 4x4 stride 2, through both SGEMM variants.
     func testWinogradKernels() throws {
         try check(.block, convolution: .winograd, geometries: try Self.geometries() + Self.winogradGeometries())
         try check(.tiled, convolution: .winograd, geometries: try Self.winogradGeometries())
+    }
+    func testWinogradFourByFourKernels() throws {
+        try check(.block, convolution: .winograd, geometries: try Self.winograd4x4Geometries())
+        try check(.tiled, convolution: .winograd, geometries: try Self.winograd4x4Geometries().filter { $0.batch < 30 })
     }
     /// The batch-inner kernels (block SGEMM) with the device's defaults changed by `change`.
     func checkBatchInner(_ geometries: [ConvGeometry], _ change: (inout OpenCLKernelConfig) -> Void) throws {
