@@ -63,13 +63,14 @@ extension OpenCLBackend {
                          padBottom: 4 * tilesHigh + 2 - height - top, padRight: 4 * tilesWide + 2 - width - left)
     }
 
-    /// Floats from one transform point's plane to the next: at least `floats`, a whole number
-    /// of 64-byte lines, and an odd number of them. The transforms write (and the output
-    /// transform reads) one float vector in each of the 25 or 36 planes per tile; planes a
-    /// multiple of 4 KiB apart (128 x 256 floats, the conv VAE's) put all of them in one
-    /// L1 set, and the filter transform waited on its stores there (64% of its samples on one
-    /// store under `perf record`, 1.7 ms a call).
-    static func skewedPlane(_ floats: Int) -> Int {
+    /// Floats from one Winograd point's plane to the next: at least `floats`, a whole number
+    /// of 64-byte lines, and an odd number of them. A transform reads or writes one vector
+    /// in each of its 25 or 36 planes per tile; planes a multiple of 4 KiB apart (the conv
+    /// VAE's 128 x 256-float planes) put all of those lines in one L1 set, more than its ways
+    /// hold, and each access evicts the one before: PoCL's F(4x4, 2x2) filter transform spent
+    /// 64% of its samples on one store and took 1.7 ms a call, 0.8-1.0 ms with the planes skewed.
+    /// (The CPU backend's transforms, tried the same way, did not measurably change.)
+    static func planeStride(_ floats: Int) -> Int {
         let lines = (floats + 15) / 16
         return (lines % 2 == 0 ? lines + 1 : lines) * 16
     }
@@ -81,8 +82,8 @@ extension OpenCLBackend {
                           into destination: BufferView, bias: BufferView?, accumulate: Bool) throws {
         let tiles = tilesHigh * tilesWide, columns = tiles * input.lanes, points = pass.points
         let paddedRows = (rows + config.gemmRows - 1) / config.gemmRows * config.gemmRows
-        let uPlane = Self.skewedPlane(paddedRows * depth), vPlane = Self.skewedPlane(depth * columns)
-        let mPlane = Self.skewedPlane(rows * columns)
+        let uPlane = Self.planeStride(paddedRows * depth), vPlane = Self.planeStride(depth * columns)
+        let mPlane = Self.planeStride(rows * columns)
         func planes(_ plane: Int) throws -> Int {
             let (total, overflow) = plane.multipliedReportingOverflow(by: points)
             guard !overflow, Int32(exactly: plane) != nil else {
