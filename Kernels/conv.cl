@@ -578,42 +578,58 @@ inline void w42_output5(const float16 m[5], float16 r[4]) {
     r[3] = fma((float16)(8.0f), m[3], difference) + m[4];
 }
 
-// G along two taps (a first) -> five values.
-inline void w42_filter2(const float a, const float b, float r[5]) {
-    r[0] = 0.5f * a; r[1] = -0.5f * (a + b); r[2] = (1.0f / 6.0f) * (b - a);
-    r[3] = fma(1.0f / 3.0f, b, (1.0f / 6.0f) * a); r[4] = b;
+// G along two taps (a first) -> five values, for 16 filters.
+inline void w42_filter2(const float16 a, const float16 b, float16 r[5]) {
+    const float16 sixth = (float16)(1.0f / 6.0f), third = (float16)(1.0f / 3.0f);
+    r[0] = 0.5f * a; r[1] = -0.5f * (a + b); r[2] = sixth * (b - a); r[3] = fma(third, b, sixth * a); r[4] = b;
 }
 
-// U[e] = G g G^T in GEMM_ROWS-row panels (Rp * K floats per point, rows past R zero) of the
-// 2x2 filter g of row `row` at depth k, from the 4x4 weights W (Cout, Cin, 4, 4): forward
+// U[e] = G g G^T in GEMM_ROWS-row panels (`plane` >= Rp * K floats per point, rows past R
+// zero) of the 2x2 filters g (row, k), from the 4x4 weights W (Cout, Cin, 4, 4): forward
 // (`backward` 0) row co, k = 4 ci + 2 p + q, taps (2a + p, 2b + q) for a, b in 0, 1;
 // backward-data row (2a + b) Cin + ci, k = co, taps (a + 2 (1 - t), b + 2 (1 - u)) for t, u
-// in 0, 1. One filter per work-item, in the order of the panels' floats (row fastest, then
-// k) so that neighbouring work-items store neighbouring floats. Global (K * GEMM_ROWS, Rp / GEMM_ROWS).
+// in 0, 1. A work-item transforms the 16 filters behind 16 consecutive floats of a panel
+// (row fastest, then k) and stores each point's 16 values with one vector store.
+// Global (ceil(K * GEMM_ROWS / 16), Rp / GEMM_ROWS).
 __kernel void w42_filters(__global const float *w, int w_off, int R, int K, int Rp, int Cin, int backward, int plane,
                           __global float *U) {
-    const int i = get_global_id(0), k = i / GEMM_ROWS, row = get_global_id(1) * GEMM_ROWS + i % GEMM_ROWS;
-    if (k >= K || row >= Rp) return;
-    float g00 = 0.0f, g01 = 0.0f, g10 = 0.0f, g11 = 0.0f;
-    if (row < R) {
-        if (backward) {
-            const int phase = row / Cin, a = phase / 2, b = phase % 2;
-            const __global float *g = w + w_off + (k * Cin + row % Cin) * 16;
-            g00 = g[(a + 2) * 4 + b + 2]; g01 = g[(a + 2) * 4 + b]; g10 = g[a * 4 + b + 2]; g11 = g[a * 4 + b];
-        } else {
-            const int p = (k % 4) / 2, q = k % 2;
-            const __global float *g = w + w_off + (row * Cin + k / 4) * 16;
-            g00 = g[p * 4 + q]; g01 = g[p * 4 + 2 + q]; g10 = g[(2 + p) * 4 + q]; g11 = g[(2 + p) * 4 + 2 + q];
+    const int first = get_global_id(0) * 16, panel = get_global_id(1), span = K * GEMM_ROWS;
+    if (first >= span || panel * GEMM_ROWS >= Rp) return;
+    const int count = min(16, span - first);
+    float taps[4][16];
+    for (int l = 0; l < 16; ++l) {
+        const int index = first + l, k = index / GEMM_ROWS, row = panel * GEMM_ROWS + index % GEMM_ROWS;
+        float g00 = 0.0f, g01 = 0.0f, g10 = 0.0f, g11 = 0.0f;
+        if (l < count && row < R) {
+            if (backward) {
+                const int phase = row / Cin, a = phase / 2, b = phase % 2;
+                const __global float *g = w + w_off + (k * Cin + row % Cin) * 16;
+                g00 = g[(a + 2) * 4 + b + 2]; g01 = g[(a + 2) * 4 + b]; g10 = g[a * 4 + b + 2]; g11 = g[a * 4 + b];
+            } else {
+                const int p = (k % 4) / 2, q = k % 2;
+                const __global float *g = w + w_off + (row * Cin + k / 4) * 16;
+                g00 = g[p * 4 + q]; g01 = g[p * 4 + 2 + q]; g10 = g[(2 + p) * 4 + q]; g11 = g[(2 + p) * 4 + 2 + q];
+            }
         }
+        taps[0][l] = g00; taps[1][l] = g01; taps[2][l] = g10; taps[3][l] = g11;
     }
-    float left[5], right[5];
-    w42_filter2(g00, g10, left);
-    w42_filter2(g01, g11, right);
-    __global float *u = PACKED(U, row, k, GEMM_ROWS, K);
+    float16 left[5], right[5];
+    w42_filter2(vload16(0, taps[0]), vload16(0, taps[2]), left);
+    w42_filter2(vload16(0, taps[1]), vload16(0, taps[3]), right);
+    __global float *u = U + (size_t)panel * span + first;
     for (int x = 0; x < 5; ++x) {
-        float r[5];
+        float16 r[5];
         w42_filter2(left[x], right[x], r);
-        for (int y = 0; y < 5; ++y) u[(size_t)(5 * x + y) * plane] = r[y];
+        for (int y = 0; y < 5; ++y) {
+            __global float *target = u + (size_t)(5 * x + y) * plane;
+            if (count == 16) {
+                vstore16(r[y], 0, target);
+            } else {
+                float values[16];
+                vstore16(r[y], 0, values);
+                for (int l = 0; l < count; ++l) target[l] = values[l];
+            }
+        }
     }
 }
 

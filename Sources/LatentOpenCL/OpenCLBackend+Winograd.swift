@@ -110,7 +110,7 @@ extension OpenCLBackend {
         case .fourByFourForward(let inChannels), .fourByFourBackwardData(let inChannels, _, _):
             let backward: Bool
             if case .fourByFourBackwardData = pass { backward = true } else { backward = false }
-            try enqueue(.conv, "w42_filters", global: [depth * config.gemmRows, paddedRows / config.gemmRows], [
+            try enqueue(.conv, "w42_filters", global: [(depth * config.gemmRows + 15) / 16, paddedRows / config.gemmRows], [
                 .view(weight), .int(rows), .int(depth), .int(paddedRows), .int(inChannels), .int(backward ? 1 : 0), .int(uPlane),
                 .mem(u),
             ])
