@@ -119,6 +119,31 @@ final class ConvParityTests: XCTestCase {
         try check(.block, convolution: .winograd, geometries: try Self.geometries() + Self.winogradGeometries())
         try check(.tiled, convolution: .winograd, geometries: try Self.winogradGeometries())
     }
+    /// Which layers take Winograd without being forced: the CPU backend's rule (4x4 stride 2
+    /// from 8 input and 16 output channels, 3x3 stride 1 from 16 on both sides, batch 16 or
+    /// more, padding up to 2), so that both backends run the report models' big layers the same way.
+    func testWinogradIsChosenForTheReportModelsLayers() throws {
+        let cl = try OpenCLTestDevice.backend()
+        let conv2 = try ConvGeometry(batch: 64, inChannels: 64, height: 14, width: 14, outChannels: 128, kernel: 4, stride: 2, padding: 1)
+        let tconv1 = try ConvGeometry.transposed(batch: 64, inChannels: 128, height: 7, width: 7, outChannels: 64, kernel: 4,
+                                                 stride: 2, padding: 1)
+        let conv3 = try ConvGeometry(batch: 64, inChannels: 128, height: 7, width: 7, outChannels: 128, kernel: 3, stride: 1, padding: 1)
+        XCTAssertTrue(cl.usesWinograd4x4(conv2))
+        XCTAssertTrue(cl.usesWinograd4x4(tconv1))
+        XCTAssertTrue(cl.usesWinograd3x3(conv3))
+        XCTAssertFalse(cl.usesWinograd4x4(conv3))
+        XCTAssertFalse(cl.usesWinograd3x3(conv2))
+        // The 1-channel layers, small batches and wide padding stay on the direct kernels.
+        XCTAssertFalse(cl.usesWinograd4x4(try ConvGeometry(batch: 64, inChannels: 1, height: 28, width: 28, outChannels: 64,
+                                                           kernel: 4, stride: 2, padding: 1)))
+        XCTAssertFalse(cl.usesWinograd4x4(try ConvGeometry(batch: 8, inChannels: 64, height: 14, width: 14, outChannels: 128,
+                                                           kernel: 4, stride: 2, padding: 1)))
+        XCTAssertFalse(cl.usesWinograd4x4(try ConvGeometry(batch: 64, inChannels: 64, height: 14, width: 14, outChannels: 128,
+                                                           kernel: 4, stride: 2, padding: 3)))
+        let direct = try OpenCLTestDevice.backend(convolution: .batchInner)
+        XCTAssertFalse(direct.usesWinograd4x4(conv2))
+        XCTAssertFalse(direct.usesWinograd3x3(conv3))
+    }
     func testWinogradFourByFourKernels() throws {
         try check(.block, convolution: .winograd, geometries: try Self.winograd4x4Geometries())
         try check(.tiled, convolution: .winograd, geometries: try Self.winograd4x4Geometries().filter { $0.batch < 30 })
