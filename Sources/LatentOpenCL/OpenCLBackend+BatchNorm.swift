@@ -19,9 +19,10 @@ extension OpenCLBackend {
         // PyTorch's momentum is a Python float (decimal), eps a float32 widened to double.
         let m = decimalDouble(momentum), eps = Double(epsilon)
         try withLock {
-            // CPU-class devices: a work-item per channel (see batchnorm.cl).
+            // CPU-class devices: a work-item per channel (see batchnorm.cl), fully connected features apart.
             let perChannel = config.gemm == .block
-            try enqueue(.batchnorm, perChannel ? "batchnorm_train_channels" : "batchnorm_train",
+            let name = perChannel ? (spatial == 1 ? "batchnorm_train_features" : "batchnorm_train_channels") : "batchnorm_train"
+            try enqueue(.batchnorm, name,
                         global: [channels * (perChannel ? 1 : config.reduceGroup)], local: perChannel ? nil : [config.reduceGroup], [
                 .view(input), .view(output), .view(gamma), .view(beta), .view(runningMean), .view(runningVariance),
                 .view(savedMean), .view(savedInverseStd), .int(batch), .int(channels), .int(spatial),
@@ -56,7 +57,8 @@ extension OpenCLBackend {
                                         ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
         try withLock {
             let perChannel = config.gemm == .block
-            try enqueue(.batchnorm, perChannel ? "batchnorm_backward_channels" : "batchnorm_backward",
+            let name = perChannel ? (spatial == 1 ? "batchnorm_backward_features" : "batchnorm_backward_channels") : "batchnorm_backward"
+            try enqueue(.batchnorm, name,
                         global: [channels * (perChannel ? 1 : config.reduceGroup)], local: perChannel ? nil : [config.reduceGroup], [
                 .view(gradOutput), .view(input), .view(gamma), .view(savedMean), .view(savedInverseStd),
                 .view(gradInput), .view(gradGamma), .view(gradBeta), .int(batch), .int(channels), .int(spatial),
