@@ -14,13 +14,13 @@ inline float clamp_log(float v) { return v < -100.0f ? -100.0f : v; }
 
 inline float term(int kind, float a, float b) {
     switch (kind) {
-    case 0: return (b - 1.0f) * clamp_log(log1p(-a)) - b * clamp_log(log(a));
-    case 1: return (a < 0.0f ? 0.0f : a) - a * b + log1p(exp(-fabs(a)));
+    case 0: return (b - 1.0f) * clamp_log(latent_log1p(-a)) - b * clamp_log(latent_log(a));
+    case 1: return (a < 0.0f ? 0.0f : a) - a * b + latent_log1p(latent_exp(-fabs(a)));
     case 2: { const float d = a - b; return d * d; }
     case 3: return fabs(a - b);
-    case 4: return 1.0f + b - a * a - exp(b);
-    case 5: return 1.0f + 2.0f * b - a * a - exp(2.0f * b);
-    default: return 0.5f * (b * b + a * a - 1.0f) - log(b);
+    case 4: return 1.0f + b - a * a - latent_exp(b);
+    case 5: return 1.0f + 2.0f * b - a * a - latent_exp(2.0f * b);
+    default: return 0.5f * (b * b + a * a - 1.0f) - latent_log(b);
     }
 }
 
@@ -46,7 +46,7 @@ __kernel void loss_backward(int kind, __global const float *p, int p_off, __glob
             grad = factor * (x - y) / denominator;
             break;
         }
-        case 1: grad = (1.0f / (1.0f + exp(-x)) - y) * factor; break;
+        case 1: grad = (1.0f / (1.0f + latent_exp(-x)) - y) * factor; break;
         case 2: grad = (2.0f * factor) * (x - y); break;
         default: {
             const float d = x - y;
@@ -67,8 +67,8 @@ __kernel void kl_backward(int parameterization, __global const float *mu, int mu
         float grad_mu = scale * m;
         float grad_p;
         switch (parameterization) {
-        case 0: grad_p = (0.5f * scale) * (exp(q) - 1.0f); break;
-        case 1: grad_p = scale * (exp(2.0f * q) - 1.0f); break;
+        case 0: grad_p = (0.5f * scale) * latent_exp(q) + (-0.5f * scale); break;   // autograd's two paths, as the CPU backend
+        case 1: grad_p = scale * (latent_exp(2.0f * q) - 1.0f); break;
         default: grad_p = scale * (q - 1.0f / q);
         }
         if (accumulate) {

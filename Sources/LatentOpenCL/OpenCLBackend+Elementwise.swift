@@ -77,7 +77,7 @@ extension OpenCLBackend {
         try withLock {
             let samples = input.count / plane
             try enqueue(.elementwise, "bias_activation_\(code)",
-                        global: spatial == 1 ? [channels, 1, samples] : [spatial, channels, samples], [
+                        global: spatial == 1 ? [elementItems(channels)[0], 1, samples] : [elementItems(spatial)[0], channels, samples], [
                 .view(input), .optionalView(bias, placeholder: try placeholder()), .float(slope),
                 .view(output), .int(channels), .int(spatial == 1 ? 0 : spatial),
             ])

@@ -66,9 +66,11 @@ final class ElementwiseParityTests: XCTestCase {
             var random = TestRandom(seed: 4)
             for (batch, channels, spatial) in [(3, 5, 1), (2, 7, 17), (4, 3, 49), (1, 1, 1)] {
                 let n = batch * channels * spatial
-                // Values across every branch: large positive and negative (softplus above 20), zeros.
+                // Values across every branch: large positive and negative (softplus above 20, exp's
+                // overflow and underflow), zeros, tanh's two pieces (|x| = 0.625), tiny values.
                 var values = random.array(n, -30, 30)
                 if n > 4 { values[1] = 0; values[2] = 21; values[3] = -0.1 }
+                if n > 10 { values[4] = 100; values[5] = -120; values[6] = 0.625; values[7] = -0.6251; values[8] = 1e-30; values[9] = -3e-8 }
                 let x = try pair.buffers(values, offset: 2)
                 let bias = try pair.buffers(random.array(channels), offset: 1)
                 for activation in Self.activations {
@@ -78,7 +80,8 @@ final class ElementwiseParityTests: XCTestCase {
                                                            output: y.cpu, channels: channels, spatial: spatial)
                         try pair.cl.biasActivationForward(input: x.cl, bias: useBias ? bias.cl : nil, activation: activation,
                                                           output: y.cl, channels: channels, spatial: spatial)
-                        try pair.assertSame(y, tolerance: 3e-6, "\(activation) bias \(useBias) \(batch)x\(channels)x\(spatial)")
+                        // The CPU backend's exp, log1p and tanh, operation for operation (common.clh): the same bits.
+                        try pair.assertIdentical(y, "\(activation) bias \(useBias) \(batch)x\(channels)x\(spatial)")
                         let gradOutput = try pair.buffers(random.array(n))
                         for accumulate in [false, true] {
                             let gradInput = try pair.buffers(random.array(n), offset: 1)
@@ -89,8 +92,7 @@ final class ElementwiseParityTests: XCTestCase {
                                                             gradInput: gradInput.cpu, accumulate: accumulate)
                             try pair.cl.activationBackward(activation, input: x.cl, output: output.cl, gradOutput: gradOutput.cl,
                                                            gradInput: gradInput.cl, accumulate: accumulate)
-                            // Relative to the incoming gradients' scale: 1 - out^2 cancels for |x| >> 1.
-                            try pair.assertSame(gradInput, tolerance: 3e-6, scale: 1, "\(activation) backward accumulate \(accumulate)")
+                            try pair.assertIdentical(gradInput, "\(activation) backward accumulate \(accumulate)")
                         }
                     }
                 }
@@ -123,7 +125,7 @@ final class ElementwiseParityTests: XCTestCase {
                                             parameterization: parameterization)
                 try pair.cl.reparameterize(mean: mean.cl, parameter: parameter.cl, noise: noise.cl, output: output.cl,
                                            parameterization: parameterization)
-                try pair.assertSame(output, tolerance: 3e-6, "reparameterize \(parameterization)")
+                try pair.assertIdentical(output, "reparameterize \(parameterization)")
                 let gradOutput = try pair.buffers(random.array(n))
                 for accumulate in [false, true] {
                     let gradMean = try pair.buffers(random.array(n), offset: 1)
@@ -134,8 +136,8 @@ final class ElementwiseParityTests: XCTestCase {
                     try pair.cl.reparameterizeBackward(parameter: parameter.cl, noise: noise.cl, gradOutput: gradOutput.cl,
                                                        gradMean: gradMean.cl, gradParameter: gradParameter.cl,
                                                        parameterization: parameterization, accumulate: accumulate)
-                    try pair.assertSame(gradMean, tolerance: 1e-6, "gradMean \(parameterization) \(accumulate)")
-                    try pair.assertSame(gradParameter, tolerance: 3e-6, "gradParameter \(parameterization) \(accumulate)")
+                    try pair.assertIdentical(gradMean, "gradMean \(parameterization) \(accumulate)")
+                    try pair.assertIdentical(gradParameter, "gradParameter \(parameterization) \(accumulate)")
                 }
             }
         }
