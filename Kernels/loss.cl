@@ -12,7 +12,7 @@ __kernel void loss_finish(FINISH_ARGS) {
 // max(v, -100) keeping NaN, as PyTorch's clamp.
 inline float clamp_log(float v) { return v < -100.0f ? -100.0f : v; }
 
-inline float term(int kind, float a, float b) {
+inline __attribute__((always_inline)) float term(int kind, float a, float b) {
     switch (kind) {
     case 0: return (b - 1.0f) * clamp_log(latent_log1p(-a)) - b * clamp_log(latent_log(a));
     case 1: return (a < 0.0f ? 0.0f : a) - a * b + latent_log1p(latent_exp(-fabs(a)));
@@ -24,14 +24,26 @@ inline float term(int kind, float a, float b) {
     }
 }
 
-__kernel void loss_partials(int kind, __global const float *a, int a_off, __global const float *b, int b_off,
-                            int n, __global acc_t *partials) {
-    __local acc_t scratch[REDUCE_WG];
-    acc_t total = 0;
-    FOR_EACH_STRIDED(i, n) total += term(kind, a[a_off + i], b[b_off + i]);
-    total = group_sum(total, scratch);
-    if (get_local_id(0) == 0) partials[get_group_id(0)] = total;
-}
+// Stage one of a loss: per-work-group partial sums of term(kind) over n elements. One kernel
+// per term kind (loss_partials_0 ... _6): with the kind a compile-time constant the term is
+// inlined and its switch folded, where a run-time kind left PoCL calling `term` once per
+// element.
+#define LOSS_PARTIALS(kind)                                                                               \
+    __kernel void loss_partials_##kind(__global const float *a, int a_off, __global const float *b,       \
+                                       int b_off, int n, __global acc_t *partials) {                      \
+        __local acc_t scratch[REDUCE_WG];                                                                 \
+        acc_t total = 0;                                                                                  \
+        FOR_EACH_STRIDED(i, n) total += term(kind, a[a_off + i], b[b_off + i]);                          \
+        total = group_sum(total, scratch);                                                                \
+        if (get_local_id(0) == 0) partials[get_group_id(0)] = total;                                      \
+    }
+LOSS_PARTIALS(0)
+LOSS_PARTIALS(1)
+LOSS_PARTIALS(2)
+LOSS_PARTIALS(3)
+LOSS_PARTIALS(4)
+LOSS_PARTIALS(5)
+LOSS_PARTIALS(6)
 
 // gradPrediction (+)= factor * d(loss)/d(prediction); factor = scale (/ count for mean).
 __kernel void loss_backward(int kind, __global const float *p, int p_off, __global const float *t, int t_off,

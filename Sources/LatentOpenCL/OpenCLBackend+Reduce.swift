@@ -65,8 +65,8 @@ extension OpenCLBackend {
         try Check.scalarOutput(output, "lossForward")
         let count = prediction.count
         try withLock {
-            try reduceToScalar(.loss, "loss_partials", count: count,
-                               arguments: [.int(Self.lossCode(kind)), .view(prediction), .view(target), .int(count)],
+            try reduceToScalar(.loss, "loss_partials_\(Self.lossCode(kind))", count: count,
+                               arguments: [.view(prediction), .view(target), .int(count)],
                                output: output, divisor: reduction == .mean ? Double(count) : 1)
         }
     }
@@ -96,8 +96,8 @@ extension OpenCLBackend {
         case .std: (kind, scale) = (6, 1)
         }
         try withLock {
-            try reduceToScalar(.loss, "loss_partials", count: mean.count,
-                               arguments: [.int(kind), .view(mean), .view(parameter), .int(mean.count)],
+            try reduceToScalar(.loss, "loss_partials_\(kind)", count: mean.count,
+                               arguments: [.view(mean), .view(parameter), .int(mean.count)],
                                output: output, scale: scale)
         }
     }
