@@ -411,7 +411,7 @@ __kernel void bi_conv_backward_weights(__global const float *xs, int Cin, int kh
 // backend's transforms (Sources/LatentCPU/CPUConvWinograd3x3.swift) on the batch-inner
 // layout, 16 images per float16. A 4x4 output tile comes from a 6x6 input tile with 36
 // multiplies per channel pair. Point e = 6x + y; column j = tile * lanes + image. The 36
-// products M_e = U_e V_e run in one launch of w3_multiply (gemm_block's scheme): U_e in
+// products M_e = U_e V_e run in one launch of winograd_multiply (gemm_block's scheme): U_e in
 // GEMM_ROWS-row panels (k-major, rows past R zero), V_e and M_e row-major, J columns, each
 // point's plane `plane` floats from the next (the host keeps planes off multiples of 4 KiB:
 // a tile's 36 vectors, one per plane, would otherwise share one L1 set).
@@ -504,7 +504,7 @@ __kernel void w3_inputs(__global const float *xs, int rowStride, int channelStri
 // M_e (R x J, row-major) = A_e B_e for every point (36 for F(4x4, 3x3), 25 for F(4x4, 2x2)):
 // A_e in GEMM_ROWS-row panels (K deep, `a_plane` floats per point), B_e row-major K x J.
 // One work-item: GEMM_ROWS rows x 16 columns of one point. Global (J / 16, panels, points).
-__kernel void w3_multiply(__global const float *A, int a_plane, __global const float *B, int b_plane, int K, int J,
+__kernel void winograd_multiply(__global const float *A, int a_plane, __global const float *B, int b_plane, int K, int J,
                           __global float *M, int m_plane, int R) {
     const int jb = get_global_id(0), panel = get_global_id(1), e = get_global_id(2);
     const __global float *a = A + (size_t)e * a_plane + (size_t)panel * K * GEMM_ROWS;
@@ -557,7 +557,7 @@ __kernel void w3_outputs(__global const float *M, int plane, int lanes, int tile
 // (p, q) of the input are extra channels, k = 4 ci + 2 p + q, each a 2x2 stride-1 correlation;
 // backward-data: rows (phase (a, b), ci) of the input gradient over the phase grid, depth
 // Cout. A 4x4 tile from a 5x5 input tile, 25 multiplies per channel pair instead of 64.
-// Point e = 5x + y; the products run through w3_multiply with 25 points.
+// Point e = 5x + y; the products run through winograd_multiply with 25 points.
 //     B^T = [2 -1 -2 1 0; 0 -2 -1 1 0; 0 2 -3 1 0; 0 -1 0 1 0; 0 2 -1 -2 1]
 //     G   = [1/2 0; -1/2 -1/2; -1/6 1/6; 1/6 1/3; 0 1]
 //     A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1]

@@ -23,8 +23,10 @@ public enum KernelFile: String, Sendable, CaseIterable {
     }
 
     /// Files whose arithmetic must match the CPU backend bit for bit need correctly rounded
-    /// single-precision `/` and `sqrt` (OpenCL's default allows 2.5 and 3 ulp).
-    var needsCorrectRounding: Bool { self == .random || self == .optim }
+    /// single-precision `/` and `sqrt` (OpenCL's default allows 2.5 and 3 ulp): Philox, the
+    /// optimizers, and the activations, reparameterisation and loss gradients (sigmoid's and
+    /// tanh's divisions, the KL gradient's 1 / std).
+    var needsCorrectRounding: Bool { self == .random || self == .optim || self == .elementwise || self == .loss }
 }
 
 /// Where kernel sources come from: the copies embedded in the binary, or the folder named

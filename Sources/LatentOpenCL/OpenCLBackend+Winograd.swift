@@ -6,7 +6,7 @@ import LatentCore
 /// (CPUConvWinograd3x3.swift, CPUConvWinograd.swift) on the batch-inner layout, 16 images
 /// per float16. The images are packed with enough padding that every 6x6 (5x5) tile lies
 /// inside, the transforms run on whole float16 vectors, and the 36 (25) point products run
-/// in one launch of a register-blocked GEMM (`w3_multiply`, gemm_block's scheme) on operands
+/// in one launch of a register-blocked GEMM (`winograd_multiply`, gemm_block's scheme) on operands
 /// the transforms write in its formats. A 4x4 stride-2 layer is four stride-1 2x2 ones, one
 /// per stride phase: forward takes the phases as extra input channels (read at stride 2),
 /// backward-data as extra output rows (written at stride 2). The weight gradient stays on the
@@ -119,7 +119,7 @@ extension OpenCLBackend {
                 .int(depth), .int(backward ? 0 : 1), .int(vPlane), .mem(v),
             ])
         }
-        try enqueue(.conv, "w3_multiply", global: [columns / 16, paddedRows / config.gemmRows, points], [
+        try enqueue(.conv, "winograd_multiply", global: [columns / 16, paddedRows / config.gemmRows, points], [
             .mem(u), .int(uPlane), .mem(v), .int(vPlane), .int(depth), .int(columns), .mem(m), .int(mPlane), .int(rows),
         ])
         switch pass {
