@@ -142,6 +142,17 @@ inline float2 bn_statistics(acc_t sum, acc_t deviations, acc_t squares, acc_t n,
     return (float2)(a, beta[c] - (float)mean * a);
 }
 
+// Channel c's parameter gradients from its sums over n values of dy (`sum`) and of
+// (x - mean) dy (`dot`), added to dgamma and dbeta when accumulating; returns (k, grad_mean,
+// factor) of dx = (dy - grad_mean - (x - mean) k) factor.
+inline float3 bn_backward_terms(acc_t sum, acc_t dot, float inverse_std, acc_t n, int c, __global const float *gamma,
+                                __global float *dgamma, __global float *dbeta, int accumulate) {
+    const acc_t inv = (acc_t)inverse_std;
+    dgamma[c] = (accumulate ? dgamma[c] : 0.0f) + (float)(dot * inv);
+    dbeta[c] = (accumulate ? dbeta[c] : 0.0f) + (float)sum;
+    return (float3)((float)(dot * inv * inv / n), (float)(sum / n), inverse_std * gamma[c]);
+}
+
 __kernel void batchnorm_train_channels(__global const float *x, int x_off, __global float *y, int y_off,
                                        __global const float *gamma, int g_off, __global const float *beta, int b_off,
                                        __global float *rmean, int rm_off, __global float *rvar, int rv_off,
@@ -212,10 +223,9 @@ __kernel void batchnorm_backward_channels(__global const float *dy, int dy_off, 
         sum += lanes_sum(accSum) + (acc_t)tailSum;
         dot += lanes_sum(accDot) + (acc_t)tailDot;
     }
-    const acc_t inv = (acc_t)inverse_std, n = (acc_t)(batch * spatial);
-    const float k = (float)(dot * inv * inv / n);
-    const float grad_mean = (float)(sum / n);
-    const float factor = inverse_std * gamma[g_off + c];
+    const float3 terms = bn_backward_terms(sum, dot, inverse_std, (acc_t)(batch * spatial), c, gamma + g_off,
+                                           dgamma + dg_off, dbeta + db_off, accumulate);
+    const float k = terms.x, grad_mean = terms.y, factor = terms.z;
     for (int b = 0; b < batch; ++b) {
         const int offset = (b * channels + c) * spatial;
         int s = 0;
@@ -227,8 +237,6 @@ __kernel void batchnorm_backward_channels(__global const float *dy, int dy_off, 
             dx[dx_off + offset + s] = (dy[dy_off + offset + s] - grad_mean - (x[x_off + offset + s] - mean) * k) * factor;
         }
     }
-    dgamma[dg_off + c] = (accumulate ? dgamma[dg_off + c] : 0.0f) + (float)(dot * inv);
-    dbeta[db_off + c] = (accumulate ? dbeta[db_off + c] : 0.0f) + (float)sum;
 }
 
 // Fully connected layers (spatial 1) on CPU-class devices: one work-item per feature, the
@@ -275,14 +283,10 @@ __kernel void batchnorm_backward_features(__global const float *dy, int dy_off, 
         sum += (acc_t)g;
         dot += (acc_t)((x[x_off + b * channels + c] - mean) * g);
     }
-    const acc_t inv = (acc_t)inverse_std, n = (acc_t)batch;
-    const float k = (float)(dot * inv * inv / n);
-    const float grad_mean = (float)(sum / n);
-    const float factor = inverse_std * gamma[g_off + c];
+    const float3 terms = bn_backward_terms(sum, dot, inverse_std, (acc_t)batch, c, gamma + g_off,
+                                           dgamma + dg_off, dbeta + db_off, accumulate);
     for (int b = 0; b < batch; ++b) {
         const int index = b * channels + c;
-        dx[dx_off + index] = (dy[dy_off + index] - grad_mean - (x[x_off + index] - mean) * k) * factor;
+        dx[dx_off + index] = (dy[dy_off + index] - terms.y - (x[x_off + index] - mean) * terms.x) * terms.z;
     }
-    dgamma[dg_off + c] = (accumulate ? dgamma[dg_off + c] : 0.0f) + (float)(dot * inv);
-    dbeta[db_off + c] = (accumulate ? dbeta[db_off + c] : 0.0f) + (float)sum;
 }
