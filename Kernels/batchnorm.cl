@@ -124,6 +124,20 @@ __kernel void batchnorm_backward(__global const float *dy, int dy_off, __global 
 // work-group per channel spends its time in barriers and scalar strided loops there.
 // lanes_sum, row_sum: common.clh.
 
+// The arguments of the CPU-class training and backward kernels (per channel and per feature),
+// as OpenCLBackend+BatchNorm.swift passes them.
+#define BN_TRAIN_ARGS                                                                                   \
+    __global const float *x, int x_off, __global float *y, int y_off, __global const float *gamma,     \
+    int g_off, __global const float *beta, int b_off, __global float *rmean, int rm_off,               \
+    __global float *rvar, int rv_off, __global float *smean, int sm_off, __global float *sinv,         \
+    int si_off, int batch, int channels, int spatial, ulong momentum_bits, float momentum_f,            \
+    ulong eps_bits, float eps_f
+#define BN_BACKWARD_ARGS                                                                                \
+    __global const float *dy, int dy_off, __global const float *x, int x_off, __global const float *gamma, \
+    int g_off, __global const float *smean, int sm_off, __global const float *sinv, int si_off,         \
+    __global float *dx, int dx_off, __global float *dgamma, int dg_off, __global float *dbeta,          \
+    int db_off, int batch, int channels, int spatial, int accumulate
+
 // Channel c's statistics from its sums over n values (the deviations and squares of x minus
 // the float mean): saved mean and inverse standard deviation, running averages (unbiased
 // variance); returns (a, shift) of y = x a + shift.
@@ -153,12 +167,7 @@ inline float3 bn_backward_terms(acc_t sum, acc_t dot, float inverse_std, acc_t n
     return (float3)((float)(dot * inv * inv / n), (float)(sum / n), inverse_std * gamma[c]);
 }
 
-__kernel void batchnorm_train_channels(__global const float *x, int x_off, __global float *y, int y_off,
-                                       __global const float *gamma, int g_off, __global const float *beta, int b_off,
-                                       __global float *rmean, int rm_off, __global float *rvar, int rv_off,
-                                       __global float *smean, int sm_off, __global float *sinv, int si_off,
-                                       int batch, int channels, int spatial,
-                                       ulong momentum_bits, float momentum_f, ulong eps_bits, float eps_f) {
+__kernel void batchnorm_train_channels(BN_TRAIN_ARGS) {
     const int c = get_global_id(0);
     if (c >= channels) return;
     const acc_t n = (acc_t)(batch * spatial);
@@ -196,11 +205,7 @@ __kernel void batchnorm_train_channels(__global const float *x, int x_off, __glo
     }
 }
 
-__kernel void batchnorm_backward_channels(__global const float *dy, int dy_off, __global const float *x, int x_off,
-                                          __global const float *gamma, int g_off, __global const float *smean, int sm_off,
-                                          __global const float *sinv, int si_off, __global float *dx, int dx_off,
-                                          __global float *dgamma, int dg_off, __global float *dbeta, int db_off,
-                                          int batch, int channels, int spatial, int accumulate) {
+__kernel void batchnorm_backward_channels(BN_BACKWARD_ARGS) {
     const int c = get_global_id(0);
     if (c >= channels) return;
     const float mean = smean[sm_off + c], inverse_std = sinv[si_off + c];
@@ -244,12 +249,7 @@ __kernel void batchnorm_backward_channels(__global const float *dy, int dy_off, 
 // loops over the batch that PoCL vectorises across work-items (neighbouring features are
 // neighbouring floats). The per-channel kernels' float16 row loops, empty at spatial 1, kept
 // them scalar: BatchNorm1d(6272) at batch 64 took 2.1-3.0 ms forward against the CPU's 0.25.
-__kernel void batchnorm_train_features(__global const float *x, int x_off, __global float *y, int y_off,
-                                       __global const float *gamma, int g_off, __global const float *beta, int b_off,
-                                       __global float *rmean, int rm_off, __global float *rvar, int rv_off,
-                                       __global float *smean, int sm_off, __global float *sinv, int si_off,
-                                       int batch, int channels, int spatial,
-                                       ulong momentum_bits, float momentum_f, ulong eps_bits, float eps_f) {
+__kernel void batchnorm_train_features(BN_TRAIN_ARGS) {
     const int c = get_global_id(0);
     if (c >= channels) return;
     const __global float *column = x + x_off + c;
@@ -269,11 +269,7 @@ __kernel void batchnorm_train_features(__global const float *x, int x_off, __glo
     for (int b = 0; b < batch; ++b) y[y_off + b * channels + c] = column[b * channels] * affine.x + affine.y;
 }
 
-__kernel void batchnorm_backward_features(__global const float *dy, int dy_off, __global const float *x, int x_off,
-                                          __global const float *gamma, int g_off, __global const float *smean, int sm_off,
-                                          __global const float *sinv, int si_off, __global float *dx, int dx_off,
-                                          __global float *dgamma, int dg_off, __global float *dbeta, int db_off,
-                                          int batch, int channels, int spatial, int accumulate) {
+__kernel void batchnorm_backward_features(BN_BACKWARD_ARGS) {
     const int c = get_global_id(0);
     if (c >= channels) return;
     const float mean = smean[sm_off + c], inverse_std = sinv[si_off + c];
