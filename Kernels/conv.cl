@@ -435,44 +435,51 @@ inline void w3_output6(const float16 m[6], float16 r[4]) {
     r[3] = fma((float16)(8.0f), d34, d12) + m[5];
 }
 
-inline void w3_filter3(const float8 g[3], float8 r[6]) {
-    const float8 sixth = (float8)(1.0f / 6.0f), outer = g[0] + g[2];
-    const float8 a = fma(sixth, g[2], (1.0f / 24.0f) * g[0]), b = (1.0f / 12.0f) * g[1];
+inline void w3_filter3(const float16 g[3], float16 r[6]) {
+    const float16 sixth = (float16)(1.0f / 6.0f), outer = g[0] + g[2];
+    const float16 a = fma(sixth, g[2], (1.0f / 24.0f) * g[0]), b = (1.0f / 12.0f) * g[1];
     r[0] = 0.25f * g[0]; r[1] = -sixth * (outer + g[1]); r[2] = sixth * (g[1] - outer);
     r[3] = a + b; r[4] = a - b; r[5] = g[2];
 }
 
-// U[e] = G g G^T in GEMM_ROWS-row panels (`plane` >= Rp * K floats per point) of the filters
-// of rows panel * GEMM_ROWS ... (+ up to 8 at a time, rows past R zero) at depth k:
-// W[row][k] (forward) or, with `flip`, W[k][row] turned by 180 degrees (backward-data).
-// Global (K, Rp / 8), Rp = R rounded up to GEMM_ROWS (GEMM_ROWS a multiple of 8 or below 8).
+// U[e] = G g G^T in GEMM_ROWS-row panels (`plane` >= Rp * K floats per point, rows past R
+// zero) of the 3x3 filters (row, k): W[row][k] (forward) or, with `flip`, W[k][row] turned by
+// 180 degrees (backward-data). A work-item transforms the 16 filters behind 16 consecutive
+// floats of a panel (row fastest, then k) and stores each point's 16 values with one vector
+// store, as w42_filters. Global (ceil(K * GEMM_ROWS / 16), Rp / GEMM_ROWS).
 __kernel void w3_filters(__global const float *w, int w_off, int R, int K, int Rp, int flip, int plane, __global float *U) {
-    const int k = get_global_id(0), r0 = get_global_id(1) * 8;
-    if (k >= K || r0 >= Rp) return;
-    const int count = min(8, Rp - r0);
-    float taps[9][8];
-    for (int r = 0; r < 8; ++r) {
-        const int row = r0 + r;
+    const int first = get_global_id(0) * 16, panel = get_global_id(1), span = K * GEMM_ROWS;
+    if (first >= span || panel * GEMM_ROWS >= Rp) return;
+    const int count = min(16, span - first);
+    float taps[9][16];
+    for (int l = 0; l < 16; ++l) {
+        const int index = first + l, k = index / GEMM_ROWS, row = panel * GEMM_ROWS + index % GEMM_ROWS;
+        const bool inside = l < count && row < R;
         for (int ab = 0; ab < 9; ++ab) {
-            taps[ab][r] = (r < count && row < R)
-                ? (flip ? w[w_off + (k * R + row) * 9 + 8 - ab] : w[w_off + (row * K + k) * 9 + ab]) : 0.0f;
+            taps[ab][l] = inside ? (flip ? w[w_off + (k * R + row) * 9 + 8 - ab] : w[w_off + (row * K + k) * 9 + ab]) : 0.0f;
         }
     }
-    float8 g[9];
-    for (int ab = 0; ab < 9; ++ab) g[ab] = vload8(0, taps[ab]);
-    float8 c[3][6];
+    float16 g[9];
+    for (int ab = 0; ab < 9; ++ab) g[ab] = vload16(0, taps[ab]);
+    float16 c[3][6];
     for (int b = 0; b < 3; ++b) {
-        const float8 column[3] = {g[b], g[3 + b], g[6 + b]};
+        const float16 column[3] = {g[b], g[3 + b], g[6 + b]};
         w3_filter3(column, c[b]);
     }
+    __global float *u = U + (size_t)panel * span + first;
     for (int x = 0; x < 6; ++x) {
-        const float8 row3[3] = {c[0][x], c[1][x], c[2][x]};
-        float8 u[6];
-        w3_filter3(row3, u);
+        const float16 row3[3] = {c[0][x], c[1][x], c[2][x]};
+        float16 r[6];
+        w3_filter3(row3, r);
         for (int y = 0; y < 6; ++y) {
-            float values[8];
-            vstore8(u[y], 0, values);
-            for (int r = 0; r < count; ++r) *PACKED(U + (size_t)(6 * x + y) * plane, r0 + r, k, GEMM_ROWS, K) = values[r];
+            __global float *target = u + (size_t)(6 * x + y) * plane;
+            if (count == 16) {
+                vstore16(r[y], 0, target);
+            } else {
+                float values[16];
+                vstore16(r[y], 0, values);
+                for (int l = 0; l < count; ++l) target[l] = values[l];
+            }
         }
     }
 }

@@ -100,7 +100,7 @@ extension OpenCLBackend {
         let tileGrid = [input.lanes / 16, tiles]
         switch pass {
         case .threeByThree(let flip):
-            try enqueue(.conv, "w3_filters", global: [depth, (paddedRows + 7) / 8], [
+            try enqueue(.conv, "w3_filters", global: [(depth * config.gemmRows + 15) / 16, paddedRows / config.gemmRows], [
                 .view(weight), .int(rows), .int(depth), .int(paddedRows), .int(flip ? 1 : 0), .int(uPlane), .mem(u),
             ])
             try enqueue(.conv, "w3_inputs", global: tileGrid + [depth], [
