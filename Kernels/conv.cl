@@ -442,6 +442,18 @@ inline void w3_filter3(const float16 g[3], float16 r[6]) {
     r[3] = a + b; r[4] = a - b; r[5] = g[2];
 }
 
+// The first `count` (at most 16) lanes of v at target: one vector store when all 16 are wanted
+// (the filter transforms' panel runs; the last run of a panel may be shorter).
+inline void store_first(const float16 v, int count, __global float *target) {
+    if (count == 16) {
+        vstore16(v, 0, target);
+    } else {
+        float values[16];
+        vstore16(v, 0, values);
+        for (int l = 0; l < count; ++l) target[l] = values[l];
+    }
+}
+
 // U[e] = G g G^T in GEMM_ROWS-row panels (`plane` >= Rp * K floats per point, rows past R
 // zero) of the 3x3 filters (row, k): W[row][k] (forward) or, with `flip`, W[k][row] turned by
 // 180 degrees (backward-data). A work-item transforms the 16 filters behind 16 consecutive
@@ -472,14 +484,7 @@ __kernel void w3_filters(__global const float *w, int w_off, int R, int K, int R
         float16 r[6];
         w3_filter3(row3, r);
         for (int y = 0; y < 6; ++y) {
-            __global float *target = u + (size_t)(6 * x + y) * plane;
-            if (count == 16) {
-                vstore16(r[y], 0, target);
-            } else {
-                float values[16];
-                vstore16(r[y], 0, values);
-                for (int l = 0; l < count; ++l) target[l] = values[l];
-            }
+            store_first(r[y], count, u + (size_t)(6 * x + y) * plane);
         }
     }
 }
@@ -628,14 +633,7 @@ __kernel void w42_filters(__global const float *w, int w_off, int R, int K, int 
         float16 r[5];
         w42_filter2(left[x], right[x], r);
         for (int y = 0; y < 5; ++y) {
-            __global float *target = u + (size_t)(5 * x + y) * plane;
-            if (count == 16) {
-                vstore16(r[y], 0, target);
-            } else {
-                float values[16];
-                vstore16(r[y], 0, values);
-                for (int l = 0; l < count; ++l) target[l] = values[l];
-            }
+            store_first(r[y], count, u + (size_t)(5 * x + y) * plane);
         }
     }
 }
