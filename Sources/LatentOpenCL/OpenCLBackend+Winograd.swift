@@ -128,15 +128,15 @@ extension OpenCLBackend {
                 .mem(m), .int(mPlane), .int(input.lanes), .int(tilesWide), .int(tiles), .int(result.height), .int(result.width),
                 .int(result.rowStride), .int(result.channelStride), .mem(ys),
             ])
-        case .fourByFourForward:
+        case .fourByFourForward, .fourByFourBackwardData:
+            // Backward-data writes rows (stride phase, ci) at stride 2, shifted by the padding.
+            let (phases, channels, padHeight, padWidth) = switch pass {
+            case .fourByFourBackwardData(let inChannels, let padHeight, let padWidth): (1, inChannels, padHeight, padWidth)
+            default: (0, result.channels, 0, 0)
+            }
             try enqueue(.conv, "w42_outputs", global: tileGrid + [rows], [
                 .mem(m), .int(mPlane), .int(rows), .int(input.lanes), .int(tilesWide), .int(tiles), .int(result.height), .int(result.width),
-                .int(result.rowStride), .int(result.channelStride), .int(0), .int(result.channels), .int(0), .int(0), .mem(ys),
-            ])
-        case .fourByFourBackwardData(let inChannels, let padHeight, let padWidth):
-            try enqueue(.conv, "w42_outputs", global: tileGrid + [rows], [
-                .mem(m), .int(mPlane), .int(rows), .int(input.lanes), .int(tilesWide), .int(tiles), .int(result.height), .int(result.width),
-                .int(result.rowStride), .int(result.channelStride), .int(1), .int(inChannels), .int(padHeight), .int(padWidth),
+                .int(result.rowStride), .int(result.channelStride), .int(phases), .int(channels), .int(padHeight), .int(padWidth),
                 .mem(ys),
             ])
         }
