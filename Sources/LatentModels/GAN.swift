@@ -22,6 +22,13 @@ import LatentNN
 ///   g_loss = BCE(D(G(z)), 1),  d_loss = (BCE(D(x), 1) + BCE(D(G(z).detach()), 0)) / 2.
 /// Per batch, one G step then one D step; the D step sees the same fakes G produced before
 /// its own update (`generated_imgs.detach()`, report 004 and the PyTorch-GAN style).
+/// D judges those fakes twice with the same weights (in the G step and in the D step), so
+/// the D step reuses the G step's pass (`reusesFakeJudgement`): one forward pass through D
+/// fewer, the same losses and running statistics bit for bit (D's batch norm moves its
+/// running statistics on the fakes again after the real batch, as the second pass would
+/// have). What changes is the order of one sum: D's gradients get the fake term first and
+/// the real term second, which some weight-gradient kernels round differently (their
+/// accumulation into the gradient is not a single addition).
 /// Zeroing of gradients:
 /// - default (clean): G's gradients are zeroed before the G backward and D's before the D
 ///   backward, so each optimizer steps on its own loss only. (During the G backward D's
@@ -61,6 +68,24 @@ public final class GAN: GenerativeModel, LatentDecodingModel {
     var zeros = ConstantSlot(0)
     let discriminatorTotal: Tensor
     let total: Tensor
+    /// Where D's batch-norm layers sit in `discriminator.layers`.
+    let discriminatorNorms: [Int]
+    /// Whether D's training-mode forward pass is a function of its input and parameters
+    /// alone, apart from batch norm's running statistics (no dropout masks to draw).
+    let discriminatorIsDeterministic: Bool
+    /// The inputs of D's batch-norm layers in its last `judge`, and copies of them.
+    var normInputs: [Tensor] = []
+    var normStashes: [Slot] = []
+    /// Off in tests only, to check the reuse against the three passes it stands for.
+    var allowsFakeJudgementReuse = true
+
+    /// Whether the D step takes its fake term from the G step's pass through D instead of
+    /// running D on the same fakes again (one forward pass fewer). Report 004's shared
+    /// zero_grad keeps the three passes: there D's gradients already hold g_loss's when the
+    /// D step adds its two terms, and the quirk's experiment is about that sum.
+    var reusesFakeJudgement: Bool {
+        allowsFakeJudgementReuse && discriminatorIsDeterministic && !options.ganSharedZeroGrad
+    }
 
     public init(options: TrainingOptions, backend: any Backend, random: RandomSource) throws {
         self.options = options
@@ -108,6 +133,10 @@ public final class GAN: GenerativeModel, LatentDecodingModel {
         optimizerD = try ModelSupport.makeOptimizer(options, parameters: discriminator.namedParameters(prefix: "discriminator."))
         optimizers = [("optimizer_g", optimizerG), ("optimizer_d", optimizerD)]
         discriminatorParameters = discriminator.parameters()
+        let layers = discriminator.layers
+        discriminatorNorms = layers.indices.filter { layers[$0] is BatchNorm1d || layers[$0] is BatchNorm2d }
+        discriminatorIsDeterministic = !layers.contains { $0 is Dropout }
+        normStashes = Array(repeating: Slot(), count: discriminatorNorms.count)
         discriminatorTotal = try Tensor(zeros: [1], on: backend)
         total = try Tensor(zeros: [1], on: backend)
     }
@@ -129,6 +158,19 @@ public final class GAN: GenerativeModel, LatentDecodingModel {
         }
     }
 
+    /// D(x) in training mode, as `discriminator.forward`; with `keepingNormInputs`, the
+    /// inputs of D's batch-norm layers are kept in `normInputs`.
+    func judge(_ x: Tensor, keepingNormInputs: Bool) throws -> Tensor {
+        guard keepingNormInputs else { return try discriminator.forward(x, training: true) }
+        normInputs.removeAll(keepingCapacity: true)
+        var h = x
+        for (index, layer) in discriminator.layers.enumerated() {
+            if discriminatorNorms.contains(index) { normInputs.append(h) }
+            h = try layer.forward(h, training: true)
+        }
+        return h
+    }
+
     public func trainStep(images: Tensor, labels: [UInt8]) throws -> [Tensor] {
         try ModelSupport.checkImages(images, labels: nil, options.model.rawValue)
         let batch = images.shape[0]
@@ -142,7 +184,8 @@ public final class GAN: GenerativeModel, LatentDecodingModel {
         let z = try noise.tensor([batch, options.latentDim], on: backend)
         try random.fillNormal(z)
         let generated = try generator.forward(z, training: true)          // (N, 1, 28, 28)
-        let judged = try discriminator.forward(generated, training: true)   // (N, 1)
+        let reuse = reusesFakeJudgement
+        let judged = try judge(generated, keepingNormInputs: reuse)        // (N, 1)
         let gLoss = try generatorLoss.forward(judged, target: real)
         let gradJudged = try generatorLoss.backward(scale: scale)
         let gradGenerated: Tensor
@@ -159,12 +202,32 @@ public final class GAN: GenerativeModel, LatentDecodingModel {
         // Discriminator step on the real batch and the same (detached) fakes:
         // d_loss = (BCE(D(x), 1) + BCE(D(fake), 0)) / 2.
         if !options.ganSharedZeroGrad { try optimizerD.zeroGradients() }
-        let realJudged = try discriminator.forward(images, training: true)
-        let realTerm = try realLoss.forward(realJudged, target: real)
-        try discriminator.backwardParameters(try realLoss.backward(scale: 0.5 * scale))
-        let fakeJudged = try discriminator.forward(generated, training: true)
-        let fakeTerm = try fakeLoss.forward(fakeJudged, target: fake)
-        try discriminator.backwardParameters(try fakeLoss.backward(scale: 0.5 * scale))  // the fakes are detached
+        let realTerm: Tensor, fakeTerm: Tensor
+        if reuse {
+            // D has not changed since it judged these fakes, so that pass (still held in D's
+            // layers) is the one the fake term needs: its gradient first, then the real batch.
+            fakeTerm = try fakeLoss.forward(judged, target: fake)
+            try discriminator.backwardParameters(try fakeLoss.backward(scale: 0.5 * scale))
+            var stashes: [Tensor] = []
+            for (index, input) in zip(normInputs.indices, normInputs) {
+                let stash = try normStashes[index].tensor(input.shape, on: backend)
+                try backend.copy(input.view, to: stash.view)
+                stashes.append(stash)
+            }
+            let realJudged = try discriminator.forward(images, training: true)
+            realTerm = try realLoss.forward(realJudged, target: real)
+            try discriminator.backwardParameters(try realLoss.backward(scale: 0.5 * scale))
+            // The pass that is skipped would have moved D's running statistics once more,
+            // after the real batch's: the same forward on the same inputs does that.
+            for (layer, stash) in zip(discriminatorNorms, stashes) { _ = try discriminator.layers[layer].forward(stash, training: true) }
+        } else {
+            let realJudged = try discriminator.forward(images, training: true)
+            realTerm = try realLoss.forward(realJudged, target: real)
+            try discriminator.backwardParameters(try realLoss.backward(scale: 0.5 * scale))
+            let fakeJudged = try discriminator.forward(generated, training: true)
+            fakeTerm = try fakeLoss.forward(fakeJudged, target: fake)
+            try discriminator.backwardParameters(try fakeLoss.backward(scale: 0.5 * scale))  // the fakes are detached
+        }
         try optimizerD.step()
 
         try ModelSupport.combine(0.5, realTerm, 0.5, fakeTerm, into: discriminatorTotal)

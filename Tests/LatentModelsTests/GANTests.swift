@@ -88,4 +88,58 @@ final class GANTests: XCTestCase {
         XCTAssertEqual(Double(terms[1]) / 5, log(2), accuracy: 0.3)
         XCTAssertEqual(Double(terms[2]) / 5, log(2), accuracy: 0.3)
     }
+
+    /// The D step's fake term from the G step's pass through D, against D run on the same
+    /// fakes again. gan-mlp: every loss term, parameter, gradient, running statistic and
+    /// optimizer state bit for bit over three steps. dcgan: one step's loss terms, generator
+    /// and running statistics bit for bit; D's gradients to rounding, because its first
+    /// convolution's weight gradient accumulates image by image and the fake term now comes
+    /// first (after that Adam's first step, lr * g / |g|, turns rounding-level differences of
+    /// the bias before batch norm, whose gradient is zero up to rounding, into +-lr).
+    func testDiscriminatorStepReusesTheGeneratorStepsPass() throws {
+        for kind in [ModelKind.ganMLP, .dcgan] {
+            let reusing = try makeGAN(kind, sharedZeroGrad: false)
+            let threePasses = try makeGAN(kind, sharedZeroGrad: false)
+            threePasses.allowsFakeJudgementReuse = false
+            XCTAssertTrue(reusing.reusesFakeJudgement, "\(kind)")
+            XCTAssertFalse(threePasses.reusesFakeJudgement, "\(kind)")
+            XCTAssertEqual(reusing.discriminatorNorms.count, kind == .dcgan ? 1 : 0, "\(kind)")
+            let steps = kind == .ganMLP ? 3 : 1
+            for step in 0..<steps {
+                let (images, labels) = try Zoo.batch(for: reusing, count: 20, seed: UInt64(20 + step))
+                let a = try reusing.trainStep(images: images, labels: labels).map { try $0.scalar() }
+                let b = try threePasses.trainStep(images: images, labels: labels).map { try $0.scalar() }
+                XCTAssertEqual(a, b, "\(kind) step \(step): loss terms")
+            }
+            let stateA = reusing.root.stateDict(), stateB = threePasses.root.stateDict()
+            XCTAssertEqual(stateA.map(\.name), stateB.map(\.name))
+            if kind == .dcgan { XCTAssertTrue(stateA.contains { $0.name == "discriminator.3.running_var" }) }
+            for (a, b) in zip(stateA, stateB)
+            where kind == .ganMLP || !a.name.hasPrefix("discriminator.") || a.name.contains("running") || a.name.contains("batches") {
+                XCTAssertEqual(try a.tensor.toArray(), try b.tensor.toArray(), "\(kind) \(a.name)")
+            }
+            for (a, b) in zip(reusing.discriminator.parameters(), threePasses.discriminator.parameters()) {
+                let x = try a.gradient.toArray(), y = try b.gradient.toArray()
+                if kind == .ganMLP {
+                    XCTAssertEqual(x, y, "\(kind) D gradient")
+                } else {
+                    let scale = y.map(abs).max() ?? 0
+                    XCTAssertLessThanOrEqual(maxDifference(x, y), 1e-5 * scale, "\(kind) D gradient \(a.value.shape)")
+                }
+            }
+            for (a, b) in zip(reusing.generator.parameters(), threePasses.generator.parameters()) {
+                XCTAssertEqual(try a.gradient.toArray(), try b.gradient.toArray(), "\(kind) G gradient")
+            }
+            for ((_, a), (_, b)) in zip(reusing.optimizers, threePasses.optimizers) where kind == .ganMLP {
+                for (x, y) in zip(a.namedState(), b.namedState()) {
+                    XCTAssertEqual(try x.tensor.toArray(), try y.tensor.toArray(), "\(kind) optimizer \(x.name)")
+                }
+            }
+        }
+    }
+
+    /// Report 004's shared zero_grad keeps D's three passes (the order of its gradient sums).
+    func testSharedZeroGradKeepsThreePasses() throws {
+        XCTAssertFalse(try makeGAN(.dcgan, sharedZeroGrad: true).reusesFakeJudgement)
+    }
 }
