@@ -61,7 +61,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: speed),
-        .testTarget(name: "LatentOpenCLTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN", "LatentOpenCL"],
+        .testTarget(name: "LatentOpenCLTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN", "LatentOpenCL", "LatentModels"],
                     swiftSettings: speed),
         .testTarget(name: "LatentCoreTests", dependencies: ["LatentCore"], swiftSettings: speed),
         .testTarget(name: "LatentCPUTests", dependencies: ["LatentCore", "LatentCPU"], swiftSettings: speed),

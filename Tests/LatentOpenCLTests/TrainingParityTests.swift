@@ -2,6 +2,7 @@ import XCTest
 import LatentCore
 import LatentCPU
 import LatentNN
+@testable import LatentModels
 @testable import LatentOpenCL
 
 /// Whole training steps on OpenCL against the CPU backend, from the same seed: the
@@ -264,6 +265,35 @@ final class TrainingParityTests: XCTestCase {
         for (a, e) in zip(actual.parameters, expected.parameters) where !Self.normalizedBiases.contains(e.0) {
             XCTAssertEqual(a.0, e.0)
             XCTAssertLessThanOrEqual(normRelativeError(a.1, e.1), 1e-4, "GAN \(e.0)")
+        }
+    }
+
+    /// The zoo's dcgan on OpenCL: the D step that reuses the G step's pass through D (and
+    /// replays D's batch-norm statistics on a device copy of the fakes' input) against D run
+    /// on the fakes again, one step: loss terms, the generator and the running statistics
+    /// bit for bit, D's gradients to rounding (its terms are added in the other order).
+    func testDCGANStepReusingTheGeneratorStepsPassMatchesThreePasses() throws {
+        let cl = try OpenCLTestDevice.backend()
+        var options = ModelCatalog.descriptor(.dcgan).defaults
+        options.batchSize = 20
+        let reusing = try GAN(options: options, backend: cl, random: RandomSource(seed: 5))
+        let threePasses = try GAN(options: options, backend: cl, random: RandomSource(seed: 5))
+        threePasses.allowsFakeJudgementReuse = false
+        XCTAssertTrue(reusing.reusesFakeJudgement)
+        let images = try Tensor(zeros: [20, 1, 28, 28], on: cl)
+        try RandomSource(seed: 6).fillUniform(images, low: -1, high: 1)
+        let labels = [UInt8](repeating: 0, count: 20)
+        let a = try reusing.trainStep(images: images, labels: labels).map { try $0.scalar() }
+        let b = try threePasses.trainStep(images: images, labels: labels).map { try $0.scalar() }
+        XCTAssertEqual(a, b, "loss terms")
+        let stateA = reusing.root.stateDict(), stateB = threePasses.root.stateDict()
+        XCTAssertEqual(stateA.map(\.name), stateB.map(\.name))
+        XCTAssertTrue(stateA.contains { $0.name == "discriminator.3.running_mean" })
+        for (x, y) in zip(stateA, stateB) where !x.name.hasPrefix("discriminator.") || x.name.contains("running") {
+            XCTAssertEqual(try x.tensor.toArray(), try y.tensor.toArray(), x.name)
+        }
+        for (x, y) in zip(reusing.discriminator.parameters(), threePasses.discriminator.parameters()) {
+            assertScaled(try x.gradient.toArray(), try y.gradient.toArray(), tolerance: 1e-5, "D gradient \(x.value.shape)")
         }
     }
 }
