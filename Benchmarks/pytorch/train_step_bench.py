@@ -9,9 +9,11 @@ two side by side:
 - a step is what a training loop does per batch: the batch taken from the uint8 images and
   converted to floats, forward, backward, optimizer step. VAEs: zero_grad, losses(),
   (loss / N).backward(), step. GANs follow GAN.swift: one G step (BCE(D(G(z)), 1), mean,
-  with D's parameters frozen so D's weight gradients are not computed, as Latent skips
-  them), then one D step on the real batch and the same detached fakes,
-  (BCE(D(x), 1) + BCE(D(fake), 0)) / 2;
+  backward into G's parameters only, as Latent skips D's weight gradients there), then one
+  D step on the real batch and the same fakes, (BCE(D(x), 1) + BCE(D(fake), 0)) / 2, whose
+  fake term reuses the G step's pass through D as Latent does (D's batch norm replayed on
+  the fakes after the real batch); --three-passes runs D on the fakes again instead (report
+  004's code, D's parameters frozen during the G step);
 - --warmup untimed steps, then --repeats timed runs of --steps steps; images/s is the
   median over repeats;
 - threads: torch.set_num_threads(--threads) (and one inter-op thread);
@@ -33,6 +35,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -71,18 +74,24 @@ def load_average():
         return None
 
 
-def make_step(name, model, batch, lr, beta1):
+def make_step(name, model, batch, lr, beta1, three_passes=False):
     """The training step of `name` as a function of (images, labels)."""
     if name in GANS:
         g, d = model.generator, model.discriminator
         opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(beta1, 0.999))
         opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=(beta1, 0.999))
-        d_parameters = list(d.parameters())
+        g_parameters, d_parameters = list(g.parameters()), list(d.parameters())
+        norms = [m for m in d.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        norm_inputs = []
+        for norm in norms:
+            norm.register_forward_pre_hook(lambda _module, inputs: norm_inputs.append(inputs[0]))
         real = torch.ones(batch, 1)
         fake = torch.zeros(batch, 1)
         latent = model.o["latentDim"]
 
-        def step(x, _labels):
+        def report_step(x, _labels):
+            # Report 004's step: D judges the fakes twice (G step, D step), D's weight
+            # gradients skipped in the G step.
             opt_g.zero_grad()
             z = torch.randn(batch, latent)
             generated = g(z)
@@ -99,7 +108,32 @@ def make_step(name, model, batch, lr, beta1):
             opt_d.step()
             return g_loss + d_loss
 
-        return step
+        def step(x, _labels):
+            # Latent's step (GAN.swift): the D step takes its fake term from the G step's pass
+            # through D (same D weights, same fakes), then the real batch; D's batch norm
+            # then moves its running statistics on the fakes once more, as the skipped pass
+            # would have.
+            opt_g.zero_grad()
+            z = torch.randn(batch, latent)
+            generated = g(z)
+            norm_inputs.clear()
+            judged = d(generated)
+            fake_inputs = list(norm_inputs)
+            g_loss = F.binary_cross_entropy(judged, real)
+            g_loss.backward(inputs=g_parameters, retain_graph=True)
+            opt_g.step()
+            opt_d.zero_grad()
+            fake_term = F.binary_cross_entropy(judged, fake)
+            (fake_term / 2).backward(inputs=d_parameters)
+            real_term = F.binary_cross_entropy(d(x), real)
+            (real_term / 2).backward()
+            with torch.no_grad():
+                for norm, stash in zip(norms, fake_inputs):
+                    norm(stash)
+            opt_d.step()
+            return g_loss + (real_term + fake_term) / 2
+
+        return report_step if three_passes else step
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, 0.999))
 
@@ -126,6 +160,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-denormals", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--three-passes", action="store_true",
+                        help="GANs: D judges the fakes again in the D step (report 004's code) instead of Latent's reuse")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -141,7 +177,7 @@ def main():
     batch = args.batch_size or entry["batch"]
     model = models.build(args.model)
     model.train()
-    step = make_step(args.model, model, batch, entry["lr"], entry["beta1"])
+    step = make_step(args.model, model, batch, entry["lr"], entry["beta1"], three_passes=args.three_passes)
     gan = args.model in GANS
 
     rng = np.random.default_rng(args.seed)
