@@ -208,8 +208,9 @@ public final class GAN: GenerativeModel, LatentDecodingModel {
             // layers) is the one the fake term needs: its gradient first, then the real batch.
             fakeTerm = try fakeLoss.forward(judged, target: fake)
             try discriminator.backwardParameters(try fakeLoss.backward(scale: 0.5 * scale))
+            // The real batch's pass overwrites D's buffers, the fakes' batch-norm inputs too.
             var stashes: [Tensor] = []
-            for (index, input) in zip(normInputs.indices, normInputs) {
+            for (index, input) in normInputs.enumerated() {
                 let stash = try normStashes[index].tensor(input.shape, on: backend)
                 try backend.copy(input.view, to: stash.view)
                 stashes.append(stash)
@@ -219,7 +220,9 @@ public final class GAN: GenerativeModel, LatentDecodingModel {
             try discriminator.backwardParameters(try realLoss.backward(scale: 0.5 * scale))
             // The pass that is skipped would have moved D's running statistics once more,
             // after the real batch's: the same forward on the same inputs does that.
-            for (layer, stash) in zip(discriminatorNorms, stashes) { _ = try discriminator.layers[layer].forward(stash, training: true) }
+            for (layer, stash) in zip(discriminatorNorms, stashes) {
+                _ = try discriminator.layers[layer].forward(stash, training: true)
+            }
         } else {
             let realJudged = try discriminator.forward(images, training: true)
             realTerm = try realLoss.forward(realJudged, target: real)
