@@ -3,6 +3,7 @@ import XCTest
 import LatentCore
 import LatentCPU
 import LatentNN
+import LatentModels
 @testable import LatentOpenCL
 
 /// Device time per kernel for SGEMM and the conv VAE's layers, printed for tuning; runs
@@ -67,30 +68,39 @@ final class KernelTimingTests: XCTestCase {
     }
 }
 
-/// One conv VAE training step (forward, backward, Adam; batch 64) on the CPU backend and
-/// on OpenCL in the same run, median of 5 after a warm-up; runs only with LATENT_OPENCL_TIMING=1.
+/// One training step (forward, backward, optimizer; batch 64) of the conv VAE and of the zoo's
+/// dcgan on the CPU backend and on OpenCL in the same run, median of 5 after a warm-up, and
+/// the OpenCL step's device time per kernel; runs only with LATENT_OPENCL_TIMING=1.
 final class StepTimingTests: XCTestCase {
     func testConvVAEStepTime() throws {
+        try timeStep("conv VAE") { try Self.convVAEStep(on: $0, batch: 64) }
+    }
+
+    func testDCGANStepTime() throws {
+        try timeStep("dcgan") { try Self.dcganStep(on: $0, batch: 64) }
+    }
+
+    func timeStep(_ name: String, _ makeStep: (any Backend) throws -> () throws -> Void) throws {
         guard ProcessInfo.processInfo.environment["LATENT_OPENCL_TIMING"] == "1" else {
             throw XCTSkip("set LATENT_OPENCL_TIMING=1 to time training steps")
         }
-        let batch = 64
         var report: [String] = []
         for backend in [CPUBackend() as any Backend, try OpenCLTestDevice.backend()] {
-            let step = try Self.convVAEStep(on: backend, batch: batch)
+            let step = try makeStep(backend)
             try step()
             var samples: [Double] = []
             let clock = ContinuousClock()
             for _ in 0..<5 {
                 let start = clock.now
                 try step()
+                try backend.synchronize()
                 let elapsed = clock.now - start
                 samples.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
             }
             samples.sort()
             report.append(String(format: "%@: %.1f ms/step", backend.name, samples[2] * 1e3))
         }
-        print("conv VAE step, batch \(batch): " + report.joined(separator: ", "))
+        print("\(name) step, batch 64: " + report.joined(separator: ", "))
 
         // Where the OpenCL step's device time goes, per kernel (a profiling queue, 3 steps);
         // per kernel and global size with LATENT_OPENCL_TIMING_SIZES=1.
@@ -98,18 +108,29 @@ final class StepTimingTests: XCTestCase {
         let bySize = ProcessInfo.processInfo.environment["LATENT_OPENCL_TIMING_SIZES"] == "1"
         let cl = try OpenCLBackend(device: device, config: try OpenCLKernelConfig.fromEnvironment(for: device), profiling: true,
                                    bySize: bySize)
-        let step = try Self.convVAEStep(on: cl, batch: batch)
+        let step = try makeStep(cl)
         try step()
         _ = try cl.kernelProfile()
         let steps = 3
         for _ in 0..<steps { try step() }
         let rows = try cl.kernelProfile()
         let total = rows.reduce(0) { $0 + $1.milliseconds } / Double(steps)
-        print(String(format: "conv VAE OpenCL step device time: %.1f ms (%@)", total, "\(cl.config)"))
+        print(String(format: "%@ OpenCL step device time: %.1f ms (%@)", name, total, "\(cl.config)"))
         for row in rows.prefix(bySize ? 60 : 24) {
             print(String(format: "    %-40@ %8.3f ms/step %5.1f%% %4d calls/step", row.kernel, row.milliseconds / Double(steps),
                          100 * row.milliseconds / Double(steps) / total, row.calls / steps))
         }
+    }
+
+    /// One step of the zoo's dcgan (a G and a D step, Adam) on `backend`, uniform images.
+    static func dcganStep(on backend: any Backend, batch: Int) throws -> () throws -> Void {
+        var options = ModelCatalog.descriptor(.dcgan).defaults
+        options.batchSize = batch
+        let model = try GAN(options: options, backend: backend, random: RandomSource(seed: 1))
+        let images = try Tensor(zeros: [batch, 1, 28, 28], on: backend)
+        try RandomSource(seed: 2).fillUniform(images, low: -1, high: 1)
+        let labels = [UInt8](repeating: 0, count: batch)
+        return { _ = try model.trainStep(images: images, labels: labels) }
     }
 
     /// One training step (forward, backward, Adam) of the conv VAE on `backend`, the same
