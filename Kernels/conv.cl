@@ -700,3 +700,135 @@ __kernel void w42_outputs(__global const float *M, int plane, int R, int lanes, 
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The weight gradient of a 4x4 stride-2 convolution through F(4x4, 2x2), the adjoint of the
+// forward pass (the CPU backend's winogradBackwardWeights): V the forward's input tiles
+// (w42_inputs with phases, K = 4 Cin rows), dM = A dY A^T of the output gradient's 4x4 tiles,
+// dU_e = dM_e V_e^T (a sum over J = tiles * lanes), and dW = G^T dU G per stride phase.
+
+// A along four values -> five (the output transform's adjoint).
+inline void w42_output_gradient4(const float16 d[4], float16 r[5]) {
+    const float16 even = d[0] + d[2], odd = d[1] + d[3];
+    r[0] = d[0]; r[1] = even + odd; r[2] = even - odd;
+    r[3] = fma((float16)(8.0f), d[3], fma((float16)(4.0f), d[2], fma((float16)(2.0f), d[1], d[0]))); r[4] = d[3];
+}
+
+// D[e][co][tile * lanes + n0 ...] (Cout x J per point) = A dY A^T of the 4x4 tile (th, tw) of
+// 16 images of dys (batch-inner, unpadded H x W, rowStride, channelStride), zero outside the
+// map. Global (lanes / 16, tiles, Cout).
+__kernel void w42_output_gradients(__global const float *dys, int rowStride, int channelStride, int lanes, int tilesW,
+                                   int tiles, int Cout, int H, int W, int plane, __global float *D) {
+    const int n0 = get_global_id(0) * 16, tile = get_global_id(1), co = get_global_id(2);
+    if (n0 >= lanes || tile >= tiles || co >= Cout) return;
+    const int h0 = (tile / tilesW) * 4, w0 = (tile % tilesW) * 4;
+    const __global float *base = dys + (size_t)co * channelStride + n0;
+    float16 t[5][4];
+    for (int j = 0; j < 4; ++j) {
+        float16 d[4], r[5];
+        const int ow = w0 + j;
+        for (int i = 0; i < 4; ++i) {
+            const int oh = h0 + i;
+            d[i] = (oh < H && ow < W) ? vload16(0, base + oh * rowStride + ow * lanes) : (float16)(0.0f);
+        }
+        w42_output_gradient4(d, r);
+        for (int x = 0; x < 5; ++x) t[x][j] = r[x];
+    }
+    const int J = tiles * lanes;
+    __global float *out = D + (size_t)co * J + tile * lanes + n0;
+    for (int x = 0; x < 5; ++x) {
+        float16 r[5];
+        w42_output_gradient4(t[x], r);
+        for (int y = 0; y < 5; ++y) vstore16(r[y], 0, out + (size_t)(5 * x + y) * plane);
+    }
+}
+
+// C_e[r][k] (R x K per point, row-major) = sum over j < J of A_e[r][j] B_e[k][j], both operands
+// row-major and J long: bi_conv_backward_weights' blocks, BW_CO rows x BW_R columns per
+// work-item in BW_WIDTH-lane partial sums added up at the end. J a multiple of BW_WIDTH.
+// Global (ceil(K / BW_R), ceil(R / BW_CO), points).
+__kernel void winograd_multiply_nt(__global const float *A, int a_plane, __global const float *B, int b_plane, int J,
+                                   int R, int K, __global float *C, int c_plane) {
+    const int k0 = get_global_id(0) * BW_R, r0 = get_global_id(1) * BW_CO, e = get_global_id(2);
+    if (k0 >= K || r0 >= R) return;
+    const __global float *a[BW_CO];
+    const __global float *b[BW_R];
+#pragma unroll
+    for (int i = 0; i < BW_CO; ++i) a[i] = A + (size_t)e * a_plane + (size_t)min(r0 + i, R - 1) * J;
+#pragma unroll
+    for (int l = 0; l < BW_R; ++l) b[l] = B + (size_t)e * b_plane + (size_t)min(k0 + l, K - 1) * J;
+    bw_vector acc[BW_CO * BW_R];
+#pragma unroll
+    for (int i = 0; i < BW_CO * BW_R; ++i) acc[i] = (bw_vector)(0.0f);
+    for (int j = 0; j < J; j += BW_WIDTH) {
+        bw_vector x[BW_R];
+#pragma unroll
+        for (int l = 0; l < BW_R; ++l) x[l] = bw_load(0, b[l] + j);
+#pragma unroll
+        for (int i = 0; i < BW_CO; ++i) {
+            const bw_vector g = bw_load(0, a[i] + j);
+#pragma unroll
+            for (int l = 0; l < BW_R; ++l) acc[i * BW_R + l] = fma(g, x[l], acc[i * BW_R + l]);
+        }
+    }
+    __global float *c = C + (size_t)e * c_plane;
+    for (int i = 0; i < BW_CO; ++i) {
+        if (r0 + i >= R) break;
+        for (int l = 0; l < BW_R; ++l) {
+            if (k0 + l >= K) break;
+            c[(size_t)(r0 + i) * K + k0 + l] = bw_sum(acc[i * BW_R + l]);
+        }
+    }
+}
+
+// G^T along five values -> two (the filter transform's adjoint), for 16 rows k.
+inline void w42_filter_gradient5(const float16 u[5], float16 r[2]) {
+    const float16 sixth = (float16)(1.0f / 6.0f);
+    r[0] = 0.5f * (u[0] - u[1]) + sixth * (u[3] - u[2]);
+    r[1] = fma((float16)(1.0f / 3.0f), u[3], fma(sixth, u[2], -0.5f * u[1])) + u[4];
+}
+
+// dW (Cout, Cin, 4, 4) at taps (2a + p, 2b + q) = (G^T dU G)[a][b] of dU[e][co][k], k = 4 ci +
+// 2 p + q (Cout x K per point, K = 4 Cin); with `accumulate` added to what dW holds. A
+// work-item takes 16 consecutive k of one co (four input channels' 16 taps each), reading each
+// point's 16 values with one vector load. Global (ceil(K / 16), Cout).
+__kernel void w42_weight_gradients(__global const float *U, int plane, int Cin, int Cout, __global float *dw, int dw_off,
+                                   int accumulate) {
+    const int k0 = get_global_id(0) * 16, co = get_global_id(1), K = 4 * Cin;
+    if (k0 >= K || co >= Cout) return;
+    const int count = min(16, K - k0);
+    const __global float *u = U + (size_t)co * K + k0;
+    float16 rows[5][2];
+    for (int x = 0; x < 5; ++x) {
+        float16 column[5];
+        for (int y = 0; y < 5; ++y) {
+            const __global float *point = u + (size_t)(5 * x + y) * plane;
+            if (count == 16) {
+                column[y] = vload16(0, point);
+            } else {
+                float values[16];
+                for (int l = 0; l < 16; ++l) values[l] = l < count ? point[l] : 0.0f;
+                column[y] = vload16(0, values);
+            }
+        }
+        w42_filter_gradient5(column, rows[x]);
+    }
+    float taps[2][2][16];
+    for (int b = 0; b < 2; ++b) {
+        const float16 across[5] = {rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b]};
+        float16 g[2];
+        w42_filter_gradient5(across, g);
+        vstore16(g[0], 0, taps[0][b]);
+        vstore16(g[1], 0, taps[1][b]);
+    }
+    __global float *out = dw + dw_off + (size_t)co * Cin * 16;
+    for (int l = 0; l < count; ++l) {
+        const int k = k0 + l, ci = k / 4, p = (k % 4) / 2, q = k % 2;
+        for (int a = 0; a < 2; ++a) {
+            for (int b = 0; b < 2; ++b) {
+                const int index = ci * 16 + (2 * a + p) * 4 + 2 * b + q;
+                out[index] = accumulate ? out[index] + taps[a][b][l] : taps[a][b][l];
+            }
+        }
+    }
+}

@@ -223,6 +223,11 @@ extension OpenCLBackend {
         let plane = g.outHeight * g.outWidth, depth = g.inChannels * g.kernelHeight * g.kernelWidth
         try withLock {
             if usesBatchInner(g) {
+                if usesWinograd4x4(g) {
+                    try winograd4x4BackwardWeights(g, input: input, gradOutput: gradOutput, gradWeight: gradWeight,
+                                                   accumulate: accumulate)
+                    return
+                }
                 try batchInnerBackwardWeights(g, input: input, gradOutput: gradOutput, gradWeight: gradWeight,
                                               accumulate: accumulate)
                 return

@@ -148,20 +148,28 @@ final class ConvParityTests: XCTestCase {
         try check(.block, convolution: .winograd, geometries: try Self.winograd4x4Geometries())
         try check(.tiled, convolution: .winograd, geometries: try Self.winograd4x4Geometries().filter { $0.batch < 30 })
     }
-    /// The batch-inner kernels (block SGEMM) with the device's defaults changed by `change`.
-    func checkBatchInner(_ geometries: [ConvGeometry], _ change: (inout OpenCLKernelConfig) -> Void) throws {
+    /// The batch-inner kernels (block SGEMM; `convolution` batch-inner or Winograd) with the
+    /// device's defaults changed by `change`.
+    func checkBatchInner(_ geometries: [ConvGeometry], convolution: OpenCLKernelConfig.ConvolutionVariant = .batchInner,
+                         _ change: (inout OpenCLKernelConfig) -> Void) throws {
         let device = try OpenCLTestDevice.backend().device
         var config = OpenCLKernelConfig.defaults(for: device)
         config.gemm = .block
-        config.convolution = .batchInner
+        config.convolution = convolution
         change(&config)
-        try check(.block, convolution: .batchInner, geometries: geometries, backend: try OpenCLBackend(device: device, config: config))
+        try check(.block, convolution: convolution, geometries: geometries, backend: try OpenCLBackend(device: device, config: config))
     }
     /// The weight gradient's register blocks (BW_CO x BW_R, float16 or float8 lanes): both
-    /// device-class defaults and blocks that divide none of the channel or tap counts.
+    /// device-class defaults and blocks that divide none of the channel or tap counts, in the
+    /// direct kernel and in F(4x4, 2x2)'s products (`winograd_multiply_nt`).
     func testWeightGradientBlocks() throws {
         for (channels, rows, width) in [(4, 4, 16), (4, 3, 8), (3, 5, 8), (1, 1, 16)] {
             try checkBatchInner(try Self.batchInnerGeometries()) {
+                $0.weightGradientChannels = channels
+                $0.weightGradientRows = rows
+                $0.weightGradientWidth = width
+            }
+            try checkBatchInner(try Self.winograd4x4Geometries().filter { $0.batch < 30 }, convolution: .winograd) {
                 $0.weightGradientChannels = channels
                 $0.weightGradientRows = rows
                 $0.weightGradientWidth = width
