@@ -145,6 +145,26 @@ extension CPUBackend {
         try CPUCheck.count(gradOutput, geometry.outputCount, "gradOutput", op)
         try CPUCheck.count(gradWeight, geometry.weightCount, "gradWeight", op)
         let x = try input.cpuPointer(), dy = try gradOutput.cpuPointer(), dw = try gradWeight.cpuPointer()
+        if accumulate {
+            // The new term in full, then one addition per weight: gradients accumulated from
+            // several passes (a GAN's discriminator on real and generated images) come out the
+            // same to the bit in any order, which the kernels' own accumulation (running sums
+            // over depth blocks or threads) would not give.
+            let count = geometry.weightCount
+            ScratchPool.shared.with(count) { term in
+                backwardWeights(geometry, x: x, dy: dy, dw: term, accumulate: false)
+                forEachRange(count: count, cost: 2) { range in
+                    vectorLoop(range) { i, lanes in (Vec.load(dw + i, lanes) + Vec.load(term + i, lanes)).store(dw + i, lanes) }
+                }
+            }
+            return
+        }
+        backwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: false)
+    }
+
+    /// dW (=, or += with `accumulate`) for `geometry` on the path its shape takes.
+    private func backwardWeights(_ geometry: ConvGeometry, x: UnsafeMutablePointer<Float>, dy: UnsafeMutablePointer<Float>,
+                                 dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
         if usesWinograd(geometry, .backwardWeights) {
             winogradBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
             return

@@ -799,8 +799,11 @@ extension CPUBackend {
         let chunks = threads
         forEachRange(count: weightCount, cost: chunks + 1) { range in
             vectorLoop(range) { i, lanes in
-                var total = accumulate ? Vec.load(dw + i, lanes) : Vec()
+                // The partials first, then one addition into dW: gradient terms accumulated
+                // into dW give the same bits in either order (a + b = b + a).
+                var total = Vec()
                 for chunk in 0..<chunks { total += Vec.load(partials + chunk * weightCount + i, lanes) }
+                if accumulate { total = Vec.load(dw + i, lanes) + total }
                 total.store(dw + i, lanes)
             }
         }

@@ -24,11 +24,10 @@ import LatentNN
 /// its own update (`generated_imgs.detach()`, report 004 and the PyTorch-GAN style).
 /// D judges those fakes twice with the same weights (in the G step and in the D step), so
 /// the D step reuses the G step's pass (`reusesFakeJudgement`): one forward pass through D
-/// fewer, the same losses and running statistics bit for bit (D's batch norm moves its
-/// running statistics on the fakes again after the real batch, as the second pass would
-/// have). What changes is the order of one sum: D's gradients get the fake term first and
-/// the real term second, which some weight-gradient kernels round differently (their
-/// accumulation into the gradient is not a single addition).
+/// fewer, and every tensor the same to the bit (D's batch norm moves its running statistics
+/// on the fakes again after the real batch, as the second pass would have; D's gradient gets
+/// the fake term before the real one, and both backends add a term to a gradient in one
+/// addition, so the order does not show).
 /// Zeroing of gradients:
 /// - default (clean): G's gradients are zeroed before the G backward and D's before the D
 ///   backward, so each optimizer steps on its own loss only. (During the G backward D's

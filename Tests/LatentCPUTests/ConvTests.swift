@@ -216,6 +216,34 @@ final class ConvTests: XCTestCase {
         }
     }
 
+    /// Two weight-gradient terms accumulated into a zeroed gradient give the same bits in
+    /// either order, on every path (im2col's running sums over image groups, the batch-inner
+    /// GEMM's depth blocks, one-channel images' per-thread partials, Winograd), which a GAN's
+    /// discriminator step relies on (GAN.swift): each term is computed in full, then added once.
+    func testWeightGradientTermsAddInEitherOrder() throws {
+        let shapes = try Self.geometries() + [
+            try ConvGeometry(batch: 20, inChannels: 1, height: 28, width: 28, outChannels: 64, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 20, inChannels: 64, height: 14, width: 14, outChannels: 128, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 6, inChannels: 64, height: 14, width: 14, outChannels: 128, kernel: 4, stride: 2, padding: 1),
+        ]
+        for path in Self.paths + [.automatic] {
+            let f = Fixture(convolution: path)
+            var random = TestRandom(seed: 8)
+            for g in shapes {
+                let x1 = try f.buffer(random.array(g.inputCount)), dy1 = try f.buffer(random.array(g.outputCount))
+                let x2 = try f.buffer(random.array(g.inputCount)), dy2 = try f.buffer(random.array(g.outputCount))
+                let first = try f.zeros(g.weightCount), second = try f.zeros(g.weightCount)
+                for (x, dy) in [(x1, dy1), (x2, dy2)] {
+                    try f.backend.conv2dBackwardWeights(g, input: x, gradOutput: dy, gradWeight: first, accumulate: true)
+                }
+                for (x, dy) in [(x2, dy2), (x1, dy1)] {
+                    try f.backend.conv2dBackwardWeights(g, input: x, gradOutput: dy, gradWeight: second, accumulate: true)
+                }
+                XCTAssertEqual(try f.read(first), try f.read(second), "\(g) \(path)")
+            }
+        }
+    }
+
     /// A transposed convolution built from `ConvGeometry.transposed` against a direct
     /// ConvTranspose2d loop (PyTorch's definition).
     func testTransposedConvolutionMatchesDefinition() throws {
