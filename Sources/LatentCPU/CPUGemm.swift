@@ -30,6 +30,25 @@ public enum CPUGemm {
             }
             return
         }
+        if beta != 0 && k > PackedGEMM.kc {
+            // The product in full, then one addition per element, as the OpenCL kernels do:
+            // the depth blocks would otherwise add into C one by one, and terms accumulated
+            // into C (a Linear layer's weight gradient over several passes) would give other
+            // bits in another order.
+            ScratchPool.shared.with(m * n) { product in
+                sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                      beta: 0, c: product, ldc: n, parallel: parallel)
+                let scale = Vec(repeating: beta)
+                for i in 0..<m {
+                    let row = c + i * ldc, fresh = product + i * n
+                    vectorLoop(0..<n) { j, lanes in
+                        let old = Vec.load(row + j, lanes)
+                        (beta == 1 ? old + Vec.load(fresh + j, lanes) : scale * old + Vec.load(fresh + j, lanes)).store(row + j, lanes)
+                    }
+                }
+            }
+            return
+        }
         let work = m * n * k
         let threads = work < parallelThreshold ? 1 : parallel.threadCount
         let splitColumns = n >= m

@@ -87,6 +87,32 @@ final class CPUGemmTests: XCTestCase {
         try check(transA: .none, transB: .none, m: 5, n: 6, k: 0, alpha: 1, beta: 0.5)
     }
 
+    /// beta != 0 past one depth block (KC 256): the reference above (alpha and beta 0.5 and 2
+    /// included), and two products accumulated into C (beta 1) give the same bits in either
+    /// order, as a Linear layer's weight gradient over several passes needs (GAN.swift).
+    func testDeepAccumulationAddsTheProductOnce() throws {
+        try check(transA: .transposed, transB: .none, m: 40, n: 33, k: 600, alpha: 0.5, beta: 2, threads: 2)
+        let (m, n, k) = (24, 70, 520)
+        let a1 = randomArray(m * k, seed: 1), b1 = randomArray(k * n, seed: 2)
+        let a2 = randomArray(m * k, seed: 3), b2 = randomArray(k * n, seed: 4)
+        func accumulate(_ terms: [([Float], [Float])]) -> [Float] {
+            var c = [Float](repeating: 0, count: m * n)
+            for (a, b) in terms {
+                a.withUnsafeBufferPointer { a in
+                    b.withUnsafeBufferPointer { b in
+                        c.withUnsafeMutableBufferPointer { c in
+                            CPUGemm.sgemm(transA: .none, transB: .none, m: m, n: n, k: k, alpha: 1, a: a.baseAddress!, lda: k,
+                                          b: b.baseAddress!, ldb: n, beta: 1, c: c.baseAddress!, ldc: n,
+                                          parallel: CPUParallel(threadCount: 2))
+                        }
+                    }
+                }
+            }
+            return c
+        }
+        XCTAssertEqual(accumulate([(a1, b1), (a2, b2)]), accumulate([(a2, b2), (a1, b1)]))
+    }
+
     func testBlocksLargerThanOnePanelAndThreadCounts() throws {
         // Crosses the MC (192), KC (256) and NC (2048) block edges.
         try check(transA: .none, transB: .none, m: 200, n: 2100, k: 260, threads: 2)
