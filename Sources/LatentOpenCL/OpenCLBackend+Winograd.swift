@@ -13,8 +13,9 @@ import LatentCore
 /// is the forward pass's adjoint: its 25 products reduce over tiles x lanes, which both
 /// transforms write contiguously, so they run as dot-product blocks (`winograd_multiply_nt`,
 /// the direct weight-gradient kernel's blocking) on half the direct kernel's multiply-adds.
-/// (An earlier version on NCHW data took 2.2x the direct kernel on PoCL; this one about 0.95x
-/// a training step's.) The 3x3 layers' weight gradient stays on the direct kernel.
+/// (An earlier version on NCHW data took 2.2x the direct kernel's time on PoCL; this one
+/// takes about the same time per call there, and training ran 1.05x faster.) The 3x3 layers'
+/// weight gradient stays on the direct kernel.
 extension OpenCLBackend {
     /// Whether a pass runs as Winograd F(4x4, 3x3): forward or backward-data of a 3x3
     /// stride-1 convolution with padding up to 2 and, unless forced, 16 channels or more on
@@ -78,6 +79,17 @@ extension OpenCLBackend {
         return (lines % 2 == 0 ? lines + 1 : lines) * 16
     }
 
+    /// `points` planes of at least `floats` each: the plane stride and the floats of all of them,
+    /// both within what the kernels' int arguments hold.
+    static func planes(of floats: Int, points: Int) throws -> (plane: Int, total: Int) {
+        let plane = planeStride(floats)
+        let (total, overflow) = plane.multipliedReportingOverflow(by: points)
+        guard !overflow, Int32(exactly: plane) != nil else {
+            throw LatentError.invalidArgument("Winograd convolution: sizes overflow")
+        }
+        return (plane, total)
+    }
+
     /// The transforms and products of one pass: `source` (packed into `input`) correlated with
     /// `rows` x `depth` filters, into `result` (batch-inner, unpadded) and then NCHW `destination`.
     private func winograd(_ pass: WinogradPass, _ source: BufferView, input: BatchInnerLayout, weight: BufferView,
@@ -85,20 +97,14 @@ extension OpenCLBackend {
                           into destination: BufferView, bias: BufferView?, accumulate: Bool) throws {
         let tiles = tilesHigh * tilesWide, columns = tiles * input.lanes, points = pass.points
         let paddedRows = (rows + config.gemmRows - 1) / config.gemmRows * config.gemmRows
-        let uPlane = Self.planeStride(paddedRows * depth), vPlane = Self.planeStride(depth * columns)
-        let mPlane = Self.planeStride(rows * columns)
-        func planes(_ plane: Int) throws -> Int {
-            let (total, overflow) = plane.multipliedReportingOverflow(by: points)
-            guard !overflow, Int32(exactly: plane) != nil else {
-                throw LatentError.invalidArgument("Winograd convolution: sizes overflow")
-            }
-            return total
-        }
+        let (uPlane, uFloats) = try Self.planes(of: paddedRows * depth, points: points)
+        let (vPlane, vFloats) = try Self.planes(of: depth * columns, points: points)
+        let (mPlane, mFloats) = try Self.planes(of: rows * columns, points: points)
         let xs = try scratchBuffer(.layoutIn, floats: input.count)
         let ys = try scratchBuffer(.layoutOut, floats: result.count)
-        let u = try scratchBuffer(.winogradFilters, floats: try planes(uPlane))
-        let v = try scratchBuffer(.winogradInputs, floats: try planes(vPlane))
-        let m = try scratchBuffer(.winogradProducts, floats: try planes(mPlane))
+        let u = try scratchBuffer(.winogradFilters, floats: uFloats)
+        let v = try scratchBuffer(.winogradInputs, floats: vFloats)
+        let m = try scratchBuffer(.winogradProducts, floats: mFloats)
         try biPack(source, input, into: xs)
         let tileGrid = [input.lanes / 16, tiles]
         switch pass {
@@ -199,16 +205,9 @@ extension OpenCLBackend {
         let (layout, tilesHigh, tilesWide) = Self.fourByFourInput(g)
         let gradient = BatchInnerLayout.output(g)
         let tiles = tilesHigh * tilesWide, columns = tiles * layout.lanes, depth = 4 * g.inChannels, points = 25
-        func planes(_ floats: Int) throws -> (plane: Int, total: Int) {
-            let plane = Self.planeStride(floats)
-            let (total, overflow) = plane.multipliedReportingOverflow(by: points)
-            guard !overflow, Int32(exactly: plane) != nil else {
-                throw LatentError.invalidArgument("Winograd convolution: sizes overflow")
-            }
-            return (plane, total)
-        }
-        let vPlanes = try planes(depth * columns), mPlanes = try planes(g.outChannels * columns)
-        let uPlanes = try planes(g.outChannels * depth)
+        let vPlanes = try Self.planes(of: depth * columns, points: points)
+        let mPlanes = try Self.planes(of: g.outChannels * columns, points: points)
+        let uPlanes = try Self.planes(of: g.outChannels * depth, points: points)
         let xs = try scratchBuffer(.layoutIn, floats: layout.count)
         let dys = try scratchBuffer(.layoutOut, floats: gradient.count)
         let v = try scratchBuffer(.winogradInputs, floats: vPlanes.total)
