@@ -351,6 +351,18 @@ typedef float16 bw_vector;
 #define bw_sum bi_sum16
 #endif
 
+// acc[i * BW_R + j] += rows[i][offset ...] * x[j] over BW_WIDTH lanes: one step of the
+// weight-gradient blocks (bi_conv_backward_weights, winograd_multiply_nt), one row vector
+// loaded at a time so that only BW_R inputs and one row stay in registers beside the sums.
+inline void bw_step(bw_vector acc[BW_CO * BW_R], const __global float *rows[BW_CO], int offset, const bw_vector x[BW_R]) {
+#pragma unroll
+    for (int i = 0; i < BW_CO; ++i) {
+        const bw_vector row = bw_load(0, rows[i] + offset);
+#pragma unroll
+        for (int j = 0; j < BW_R; ++j) acc[i * BW_R + j] = fma(row, x[j], acc[i * BW_R + j]);
+    }
+}
+
 // Backward-weights: dW[co][r] (+)= sum over positions and lanes of dys[co][pos][n] * xs[base(pos) + offset(r)][n],
 // r = (ci, ki, kj); dys unpadded (Cout, Ho * Wo, lanes), xs padded as for the forward pass.
 // BW_CO x BW_R (co, r) per work-item in BW_WIDTH-lane partial sums over the images, added up
@@ -384,12 +396,7 @@ __kernel void bi_conv_backward_weights(__global const float *xs, int Cin, int kh
                 bw_vector x[BW_R];
 #pragma unroll
                 for (int j = 0; j < BW_R; ++j) x[j] = bw_load(0, xb + offsets[j] + n);
-#pragma unroll
-                for (int i = 0; i < BW_CO; ++i) {
-                    const bw_vector gv = bw_load(0, g[i] + gp + n);
-#pragma unroll
-                    for (int j = 0; j < BW_R; ++j) acc[i * BW_R + j] = fma(gv, x[j], acc[i * BW_R + j]);
-                }
+                bw_step(acc, g, gp + n, x);
             }
         }
     }
@@ -764,12 +771,7 @@ __kernel void winograd_multiply_nt(__global const float *A, int a_plane, __globa
         bw_vector x[BW_R];
 #pragma unroll
         for (int l = 0; l < BW_R; ++l) x[l] = bw_load(0, b[l] + j);
-#pragma unroll
-        for (int i = 0; i < BW_CO; ++i) {
-            const bw_vector g = bw_load(0, a[i] + j);
-#pragma unroll
-            for (int l = 0; l < BW_R; ++l) acc[i * BW_R + l] = fma(g, x[l], acc[i * BW_R + l]);
-        }
+        bw_step(acc, a, j, x);
     }
     __global float *c = C + (size_t)e * c_plane;
     for (int i = 0; i < BW_CO; ++i) {

@@ -90,6 +90,16 @@ extension OpenCLBackend {
         return (plane, total)
     }
 
+    /// V = B^T d B of every 5x5 tile of `xs` (laid out as `layout`) into `plane`-apart planes:
+    /// with `phases` (forward, weight gradient) rows k = (ci, p, q) read at stride 2.
+    private func w42Inputs(_ xs: cl_mem, _ layout: BatchInnerLayout, tilesWide: Int, tiles: Int, depth: Int, phases: Bool,
+                           plane: Int, into v: cl_mem) throws {
+        try enqueue(.conv, "w42_inputs", global: [layout.lanes / 16, tiles, depth], [
+            .mem(xs), .int(layout.rowStride), .int(layout.channelStride), .int(layout.lanes), .int(tilesWide), .int(tiles),
+            .int(depth), .int(phases ? 1 : 0), .int(plane), .mem(v),
+        ])
+    }
+
     /// The transforms and products of one pass: `source` (packed into `input`) correlated with
     /// `rows` x `depth` filters, into `result` (batch-inner, unpadded) and then NCHW `destination`.
     private func winograd(_ pass: WinogradPass, _ source: BufferView, input: BatchInnerLayout, weight: BufferView,
@@ -123,10 +133,7 @@ extension OpenCLBackend {
                 .view(weight), .int(rows), .int(depth), .int(paddedRows), .int(inChannels), .int(backward ? 1 : 0), .int(uPlane),
                 .mem(u),
             ])
-            try enqueue(.conv, "w42_inputs", global: tileGrid + [depth], [
-                .mem(xs), .int(input.rowStride), .int(input.channelStride), .int(input.lanes), .int(tilesWide), .int(tiles),
-                .int(depth), .int(backward ? 0 : 1), .int(vPlane), .mem(v),
-            ])
+            try w42Inputs(xs, input, tilesWide: tilesWide, tiles: tiles, depth: depth, phases: !backward, plane: vPlane, into: v)
         }
         try enqueue(.conv, "winograd_multiply", global: [columns / 16, paddedRows / config.gemmRows, points], [
             .mem(u), .int(uPlane), .mem(v), .int(vPlane), .int(depth), .int(columns), .mem(m), .int(mPlane), .int(rows),
@@ -215,10 +222,7 @@ extension OpenCLBackend {
         let u = try scratchBuffer(.winogradFilters, floats: uPlanes.total)
         try biPack(input, layout, into: xs)
         try biPack(gradOutput, gradient, into: dys)
-        try enqueue(.conv, "w42_inputs", global: [layout.lanes / 16, tiles, depth], [
-            .mem(xs), .int(layout.rowStride), .int(layout.channelStride), .int(layout.lanes), .int(tilesWide), .int(tiles),
-            .int(depth), .int(1), .int(vPlanes.plane), .mem(v),
-        ])
+        try w42Inputs(xs, layout, tilesWide: tilesWide, tiles: tiles, depth: depth, phases: true, plane: vPlanes.plane, into: v)
         try enqueue(.conv, "w42_output_gradients", global: [gradient.lanes / 16, tiles, g.outChannels], [
             .mem(dys), .int(gradient.rowStride), .int(gradient.channelStride), .int(gradient.lanes), .int(tilesWide), .int(tiles),
             .int(g.outChannels), .int(g.outHeight), .int(g.outWidth), .int(mPlanes.plane), .mem(m),
