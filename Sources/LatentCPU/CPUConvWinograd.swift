@@ -574,21 +574,22 @@ extension CPUBackend {
                                 inputTile: { k, th, tw in
             let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
             return (ci * input.channelStride, Self.forwardInputTile(input, th, tw, p, q))
-        }, tapIndex: { co, k, a, b in
+        }, tapIndex: { k, a, b in
             // Column (ci, p, q), tap (a, b) of the phase filter: tap (2a + p, 2b + q) of the 4x4 one.
             let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
-            return (co * g.inChannels + ci) * 16 + (2 * a + p) * 4 + 2 * b + q
+            return ci * 16 + (2 * a + p) * 4 + 2 * b + q
         })
     }
 
     /// Backward-weights of either transform: dU_e[co][k] = sum over tiles and images of
     /// dM_e V_e, then dW = G^T dU G. Rows Cout, `columns` columns k whose input tile (th, tw)
     /// `inputTile` locates in X' (forward-input layout: channel offset and tile offsets);
-    /// `tapIndex(co, k, a, b)` is where tap (a, b) of column k's filter goes in dW.
+    /// `tapIndex(k, a, b)` is where tap (a, b) of column k's filter goes in row co of dW (from
+    /// co Cin kh kw).
     func winogradBackwardWeights<T: WinogradTransform>(_ transform: T.Type, _ g: ConvGeometry, x: UnsafePointer<Float>,
                                                        dy: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>, accumulate: Bool,
                                                        columns: Int, inputTile: (_ k: Int, _ th: Int, _ tw: Int) -> (Int, T.TileOffsets),
-                                                       tapIndex: (_ co: Int, _ k: Int, _ a: Int, _ b: Int) -> Int) {
+                                                       tapIndex: (_ k: Int, _ a: Int, _ b: Int) -> Int) {
         let points = T.points, side = T.tileSide, filterSide = T.filterSide
         let input = BatchInnerLayout.forwardInput(g)
         let gradient = BatchInnerLayout.output(g)
@@ -658,28 +659,39 @@ extension CPUBackend {
         WinogradF42.multiply(points: points, rowPanels: paddedRows / mr, columnPanels: paddedColumns / nr, depth: depth,
                              a: gradients, aStride: aStride, b: inputs, bStride: bStride, c: products, cStride: cStride,
                              ldc: paddedColumns, parallel: parallel)
-        // dW = G^T dU G for 16 columns at a time, each tap to where `tapIndex` says.
+        // dW = G^T dU G for 16 columns at a time, each tap to where `tapIndex` says (looked up
+        // once per call: a closure call per element was half of this loop's time).
         let productsConst = UnsafePointer(products)
         let taps = filterSide * filterSide
-        forEachItemRange(count: rows, costPerItem: points * columns) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: points + taps) { buffer in
-                let u = buffer.baseAddress!, result = u + points
-                let resultFloats = UnsafeMutableRawPointer(result).assumingMemoryBound(to: Float.self)
-                for co in items {
-                    var k0 = 0
-                    while k0 < columns {
-                        let count = Swift.min(16, columns - k0)
-                        let source = productsConst + co * paddedColumns + k0
-                        for e in 0..<points { u[e] = Vec.load(source + e * cStride, count) }
-                        T.transformFilterGradientTile(u, into: result)
-                        for lane in 0..<count {
-                            for ab in 0..<taps {
-                                let index = tapIndex(co, k0 + lane, ab / filterSide, ab % filterSide)
-                                let value = resultFloats[ab * 16 + lane]
-                                dw[index] = accumulate ? dw[index] + value : value
+        let rowOffset = g.inChannels * g.kernelHeight * g.kernelWidth
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: columns * taps) { table in
+            let tapOffsets = table.baseAddress!
+            for k in 0..<columns {
+                for a in 0..<filterSide {
+                    for b in 0..<filterSide { tapOffsets[k * taps + a * filterSide + b] = Int32(truncatingIfNeeded: tapIndex(k, a, b)) }
+                }
+            }
+            forEachItemRange(count: rows, costPerItem: points * columns) { items in
+                withUnsafeTemporaryAllocation(of: Vec.self, capacity: points + taps) { buffer in
+                    let u = buffer.baseAddress!, result = u + points
+                    let resultFloats = UnsafeMutableRawPointer(result).assumingMemoryBound(to: Float.self)
+                    for co in items {
+                        var k0 = 0
+                        while k0 < columns {
+                            let count = Swift.min(16, columns - k0)
+                            let source = productsConst + co * paddedColumns + k0
+                            for e in 0..<points { u[e] = Vec.load(source + e * cStride, count) }
+                            T.transformFilterGradientTile(u, into: result)
+                            let row = dw + co * rowOffset
+                            for lane in 0..<count {
+                                let offsets = tapOffsets + (k0 + lane) * taps
+                                for ab in 0..<taps {
+                                    let index = Int(offsets[ab]), value = resultFloats[ab * 16 + lane]
+                                    row[index] = accumulate ? row[index] + value : value
+                                }
                             }
+                            k0 += 16
                         }
-                        k0 += 16
                     }
                 }
             }

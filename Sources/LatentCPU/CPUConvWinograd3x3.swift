@@ -302,6 +302,6 @@ extension CPUBackend {
         let input = BatchInnerLayout.forwardInput(g)
         winogradBackwardWeights(WinogradF43.self, g, x: x, dy: dy, dw: dw, accumulate: accumulate, columns: g.inChannels,
                                 inputTile: { ci, th, tw in (ci * input.channelStride, Self.forwardInputTile3x3(input, th, tw)) },
-                                tapIndex: { co, ci, a, b in (co * g.inChannels + ci) * 9 + a * 3 + b })
+                                tapIndex: { ci, a, b in ci * 9 + a * 3 + b })
     }
 }
