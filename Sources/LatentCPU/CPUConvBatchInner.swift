@@ -48,11 +48,13 @@ extension BatchInnerLayout {
         withUnsafeTemporaryAllocation(of: Int.self, capacity: plane) { positions in
             for p in 0..<plane { positions[p] = offset(0, p / width, p % width) }
             let table = UnsafePointer(positions.baseAddress!)
-            for c in mine {
-                let channel = destination + c * channelStride
-                zeroPadding(channel)
-                var n0 = 0
-                while n0 < lanes {
+            for c in mine { zeroPadding(destination + c * channelStride) }
+            // Images outer, channels inner: each of the 16 images is then read front to back
+            // across the channels (16 streams the prefetchers follow, not one per image).
+            var n0 = 0
+            while n0 < lanes {
+                for c in mine {
+                    let channel = destination + c * channelStride
                     let images = Swift.max(0, Swift.min(16, batch - n0))
                     let first = x + (n0 * channels + c) * plane, imageStride = channels * plane
                     var p = 0
@@ -87,8 +89,8 @@ extension BatchInnerLayout {
                         for t in images..<16 { target[t] = 0 }
                         p += 1
                     }
-                    n0 += 16
                 }
+                n0 += 16
             }
         }
     }
@@ -102,11 +104,12 @@ extension BatchInnerLayout {
             let table = UnsafePointer(positions.baseAddress!)
             parallel.forEachChunk(work: channels * plane * batch, minimumWorkPerThread: 1 << 15) { chunk, chunks in
                 let mine = CPUParallel.range(chunk, of: chunks, count: channels)
-                for c in mine {
-                    let channel = source + c * channelStride
-                    let shift = Vec(repeating: bias?[c] ?? 0)
-                    var n0 = 0
-                    while n0 < batch {
+                // Images outer, channels inner, as `pack`: 16 output streams at a time.
+                var n0 = 0
+                while n0 < batch {
+                    for c in mine {
+                        let channel = source + c * channelStride
+                        let shift = Vec(repeating: bias?[c] ?? 0)
                         let images = Swift.min(16, batch - n0)
                         let first = y + (n0 * channels + c) * plane, imageStride = channels * plane
                         var p = 0
@@ -149,8 +152,8 @@ extension BatchInnerLayout {
                             }
                             p += 1
                         }
-                        n0 += 16
                     }
+                    n0 += 16
                 }
             }
         }
