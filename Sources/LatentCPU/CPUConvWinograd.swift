@@ -212,17 +212,11 @@ struct WinogradPlan {
     var paddedRows: Int { (rows + PackedGEMM.mr - 1) / PackedGEMM.mr * PackedGEMM.mr }
     var paddedColumns: Int { (columns + PackedGEMM.nr - 1) / PackedGEMM.nr * PackedGEMM.nr }
     /// Floats of U per point: MR-row panels, k-major (`PackedGEMM.packA`'s format).
-    var filterStride: Int { Self.planeStride(paddedRows * depth) }
+    var filterStride: Int { WinogradPlanes.stride(paddedRows * depth) }
     /// Floats of V per point: NR-column panels, k-major (`PackedGEMM.packB`'s format).
-    var inputStride: Int { Self.planeStride(depth * paddedColumns) }
+    var inputStride: Int { WinogradPlanes.stride(depth * paddedColumns) }
     /// Floats of M per point: row-major, row stride `paddedColumns`.
-    var productStride: Int { Self.planeStride(paddedRows * paddedColumns) }
-
-    /// Distance between two points' planes for planes of `floats`: one cache line more than
-    /// a whole number of lines. The transforms touch the same offset in every plane, and
-    /// with the report layers' planes (powers of two, 128-256 KiB) all 25 or 36 of those
-    /// lines fell into one cache set, which holds 8 (L1, Zen 3 L2) to 16 (Intel L2).
-    static func planeStride(_ floats: Int) -> Int { (floats + 15) / 16 * 16 + 16 }
+    var productStride: Int { WinogradPlanes.stride(paddedRows * paddedColumns) }
 
     /// Where the 16 lanes of V_e[k][column ..< column + 16] go (column a multiple of 16).
     @inline(__always)
@@ -604,8 +598,8 @@ extension CPUBackend {
         let (mr, nr) = (PackedGEMM.mr, PackedGEMM.nr)
         let rows = g.outChannels, paddedRows = (rows + mr - 1) / mr * mr
         let paddedColumns = (columns + nr - 1) / nr * nr
-        let aStride = WinogradPlan.planeStride(paddedRows * depth), bStride = WinogradPlan.planeStride(depth * paddedColumns)
-        let cStride = WinogradPlan.planeStride(paddedRows * paddedColumns)
+        let aStride = WinogradPlanes.stride(paddedRows * depth), bStride = WinogradPlanes.stride(depth * paddedColumns)
+        let cStride = WinogradPlanes.stride(paddedRows * paddedColumns)
         let pool = ScratchPool.shared
         let xs = pool.take(input.count), dys = pool.take(gradient.count)
         let gradients = pool.take(points * aStride), inputs = pool.take(points * bStride)

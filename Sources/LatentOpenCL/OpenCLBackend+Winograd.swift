@@ -67,22 +67,10 @@ extension OpenCLBackend {
                          padBottom: 4 * tilesHigh + 2 - height - top, padRight: 4 * tilesWide + 2 - width - left)
     }
 
-    /// Floats from one Winograd point's plane to the next: at least `floats`, a whole number
-    /// of 64-byte lines, and an odd number of them. A transform reads or writes one vector
-    /// in each of its 25 or 36 planes per tile; planes a multiple of 4 KiB apart (the conv
-    /// VAE's 128 x 256-float planes) put all of those lines in one L1 set, more than its ways
-    /// hold, and each access evicts the one before: PoCL's F(4x4, 2x2) filter transform spent
-    /// 64% of its samples on one store and took 1.7 ms a call, 0.8-1.0 ms with the planes skewed.
-    /// (The CPU backend's transforms, tried the same way, did not measurably change.)
-    static func planeStride(_ floats: Int) -> Int {
-        let lines = (floats + 15) / 16
-        return (lines % 2 == 0 ? lines + 1 : lines) * 16
-    }
-
     /// `points` planes of at least `floats` each: the plane stride and the floats of all of them,
     /// both within what the kernels' int arguments hold.
     static func planes(of floats: Int, points: Int) throws -> (plane: Int, total: Int) {
-        let plane = planeStride(floats)
+        let plane = WinogradPlanes.stride(floats)
         let (total, overflow) = plane.multipliedReportingOverflow(by: points)
         guard !overflow, Int32(exactly: plane) != nil else {
             throw LatentError.invalidArgument("Winograd convolution: sizes overflow")
