@@ -259,7 +259,7 @@ struct WinogradPlan {
     /// k, so that each plane is written front to back.
     func forEachInputTile<T: WinogradTransform>(_ transform: T.Type, _ backend: CPUBackend, _ inputs: UnsafeMutablePointer<Float>,
                                                 tileAt: (_ k: Int, _ tile: Int, _ lane: Int) -> (UnsafePointer<Float>, T.TileOffsets)) {
-        let blocks = lanes / 16, kChunks = Swift.max(1, Swift.min(8, depth / 32))
+        let blocks = lanes / 16, kChunks = Swift.max(1, Swift.min(8, depth / 32)), plane = inputStride
         backend.forEachItemRange(count: tiles * blocks * kChunks, costPerItem: 2 * T.points * 16 * depth / kChunks) { items in
             withUnsafeTemporaryAllocation(of: Vec.self, capacity: T.points) { buffer in
                 let t = buffer.baseAddress!
@@ -268,7 +268,7 @@ struct WinogradPlan {
                     for k in CPUParallel.range(item % kChunks, of: kChunks, count: depth) {
                         let (base, offsets) = tileAt(k, tile, n0)
                         let target = inputs + inputIndex(point: 0, k: k, column: tile * lanes + n0)
-                        T.transformInputTile(base, offsets, scratch: t) { e, value in value.store(target + e * inputStride) }
+                        T.transformInputTile(base, offsets, scratch: t) { e, value in value.store(target + e * plane) }
                     }
                 }
             }

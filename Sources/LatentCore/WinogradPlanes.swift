@@ -10,6 +10,7 @@ public enum WinogradPlanes {
     /// medians of some 250-400 calls per build in alternating runs) the weight gradient's
     /// transforms of conv3 took 5-15% less and its products 6% less, the other phases the same
     /// within noise.
+    @inlinable
     public static func stride(_ floats: Int) -> Int {
         let lines = (floats + 15) / 16
         return (lines % 2 == 0 ? lines + 1 : lines) * 16
