@@ -16,6 +16,13 @@ rounding noise), the BatchNorm shifts and the running means.
 Settings: float32 with oneDNN convolutions (the reference), float32 with PyTorch's native
 convolutions (`torch.backends.mkldnn.enabled = False`), float32 on one thread, and float64
 (what exact arithmetic would give, to float32's resolution).
+
+    python3 Benchmarks/pytorch/adam_drift.py --perturb
+
+instead runs the five steps in float64 with Gaussian noise of size delta * max|g| added to
+every gradient tensor at every step (delta 1e-5 ... 1e-8), and prints how far each noisy
+run ends from the clean float64 one: how closely two implementations' gradients must agree
+for their parameters to end within a given bound after five Adam steps.
 """
 import copy
 import sys
@@ -29,7 +36,7 @@ EXCLUDED = {"encoder.0.bias", "encoder.3.bias", "encoder.6.bias",   # normalised
             "encoder.1.bias", "encoder.4.bias", "encoder.7.bias"}   # BatchNorm shifts
 
 
-def run(initial, images, noises, dtype=torch.float32, mkldnn=True, threads=2, first_gradients=None):
+def run(initial, images, noises, dtype=torch.float32, mkldnn=True, threads=2, first_gradients=None, delta=0.0):
     torch.backends.mkldnn.enabled = mkldnn
     torch.set_num_threads(threads)
     model = copy.deepcopy(initial).to(dtype)
@@ -40,6 +47,11 @@ def run(initial, images, noises, dtype=torch.float32, mkldnn=True, threads=2, fi
         optimizer.zero_grad()
         loss = model.losses(x, noise=noise)["loss"] / BATCH
         loss.backward()
+        if delta > 0:
+            generator = torch.Generator().manual_seed(step)
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.grad += delta * p.grad.abs().max() * torch.randn(p.grad.shape, generator=generator, dtype=dtype)
         if step == 0 and first_gradients is not None:
             first_gradients.update({n: p.grad.detach().double().clone() for n, p in model.named_parameters()})
         optimizer.step()
@@ -59,6 +71,15 @@ def main():
     initial = models.build("vae-conv", {"latentDim": LATENT})
     images = [torch.rand(BATCH, 1, 28, 28) for _ in range(STEPS)]
     noises = [torch.randn(BATCH, LATENT) for _ in range(STEPS)]
+    if "--perturb" in sys.argv[1:]:
+        clean = run(initial, images, noises, dtype=torch.float64)[1]
+        names = [n for n in clean if n not in EXCLUDED]
+        print(f"torch {torch.__version__}; float64, gradient noise delta * max|g| per tensor and step, against the clean run")
+        for delta in [1e-5, 1e-6, 1e-7, 1e-8]:
+            noisy = run(initial, images, noises, dtype=torch.float64, delta=delta)[1]
+            worst = max(names, key=lambda n: relative(noisy[n], clean[n]))
+            print(f"delta {delta:.0e}: worst tensor after {STEPS} Adam steps {worst} {relative(noisy[worst], clean[worst]):.2e}")
+        return
     reference_gradients = {}
     reference_losses, reference = run(initial, images, noises, first_gradients=reference_gradients)
     settings = [("native conv", dict(mkldnn=False)), ("1 thread", dict(threads=1)),
