@@ -152,32 +152,33 @@ extension CPUBackend {
             // over depth blocks or threads) would not give.
             let count = geometry.weightCount
             ScratchPool.shared.with(count) { term in
-                backwardWeights(geometry, x: x, dy: dy, dw: term, accumulate: false)
+                backwardWeights(geometry, x: x, dy: dy, dw: term)
                 forEachRange(count: count, cost: 2) { range in
                     vectorLoop(range) { i, lanes in (Vec.load(dw + i, lanes) + Vec.load(term + i, lanes)).store(dw + i, lanes) }
                 }
             }
             return
         }
-        backwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: false)
+        backwardWeights(geometry, x: x, dy: dy, dw: dw)
     }
 
-    /// dW (=, or += with `accumulate`) for `geometry` on the path its shape takes.
+    /// dW = the weight gradient for `geometry` on the path its shape takes (accumulating is
+    /// the caller's single addition, above, on every path).
     private func backwardWeights(_ geometry: ConvGeometry, x: UnsafeMutablePointer<Float>, dy: UnsafeMutablePointer<Float>,
-                                 dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                                 dw: UnsafeMutablePointer<Float>) {
         if usesWinograd(geometry, .backwardWeights) {
-            winogradBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
+            winogradBackwardWeights(geometry, x: x, dy: dy, dw: dw)
             return
         }
         if usesWinograd3x3(geometry, .backwardWeights) {
-            winograd3x3BackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
+            winograd3x3BackwardWeights(geometry, x: x, dy: dy, dw: dw)
             return
         }
         if usesBatchInner(geometry, .backwardWeights) {
             if geometry.inChannels == 1 {
-                singleChannelBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
+                singleChannelBackwardWeights(geometry, x: x, dy: dy, dw: dw)
             } else {
-                batchInnerBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate)
+                batchInnerBackwardWeights(geometry, x: x, dy: dy, dw: dw)
             }
             return
         }
@@ -222,7 +223,7 @@ extension CPUBackend {
                 beta = 1
             } else {
                 target = dw
-                beta = (startedDirect || accumulate) ? 1 : 0
+                beta = startedDirect ? 1 : 0
                 startedDirect = true
             }
             // dW (Cout, K) += dY (Cout, cols) * col^T (cols, K)
@@ -230,16 +231,7 @@ extension CPUBackend {
                           a: UnsafePointer(gradOut), lda: cols, b: UnsafePointer(col), ldb: cols,
                           beta: beta, c: target, ldc: K, parallel: gemmThreads)
         }
-        if plan.threadsOverGroups {
-            let chunks = plan.chunks
-            forEachRange(count: weightCount, cost: chunks + 1) { range in
-                vectorLoop(range) { i, lanes in
-                    var total = accumulate ? Vec.load(dw + i, lanes) : Vec()
-                    for chunk in 0..<chunks { total += Vec.load(partials + chunk * weightCount + i, lanes) }
-                    total.store(dw + i, lanes)
-                }
-            }
-        }
+        if plan.threadsOverGroups { addUp(partials, chunks: plan.chunks, count: weightCount, into: dw) }
     }
 
     /// Runs `body(firstImage, groupSize, gemmParallel, scratch)` for every group of `plan`.

@@ -734,7 +734,7 @@ extension CPUBackend {
     /// output channels by four taps at a time in vector registers across all its images;
     /// partial sums are added up at the end.
     func singleChannelBackwardWeights(_ g: ConvGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                                      dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                                      dw: UnsafeMutablePointer<Float>) {
         let taps = g.kernelHeight * g.kernelWidth, positions = g.outHeight * g.outWidth
         let plan = ConvPlan(g, threads: 1)
         let single = CPUParallel(threadCount: 1)
@@ -799,26 +799,16 @@ extension CPUBackend {
                 }
             }
         }
-        let chunks = threads
-        forEachRange(count: weightCount, cost: chunks + 1) { range in
-            vectorLoop(range) { i, lanes in
-                // The partials first, then one addition into dW: gradient terms accumulated
-                // into dW give the same bits in either order (a + b = b + a).
-                var total = Vec()
-                for chunk in 0..<chunks { total += Vec.load(partials + chunk * weightCount + i, lanes) }
-                if accumulate { total = Vec.load(dw + i, lanes) + total }
-                total.store(dw + i, lanes)
-            }
-        }
+        addUp(partials, chunks: threads, count: weightCount, into: dw)
     }
 
     /// `LATENT_CPU_SPLIT_DEPTH=1`: backward-weights always splits the positions between the
     /// threads (partial dW, added up) instead of splitting dW's columns. A measuring knob.
     static let splitsWeightGradientDepth = ProcessInfo.processInfo.environment["LATENT_CPU_SPLIT_DEPTH"] == "1"
 
-    /// dW (Cout x R) (+)= dY' (Cout x positions * lanes) * B, B[(position, n)][r] = X'[base(position) + offset[r] + n].
+    /// dW (Cout x R) = dY' (Cout x positions * lanes) * B, B[(position, n)][r] = X'[base(position) + offset[r] + n].
     func batchInnerBackwardWeights(_ g: ConvGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                                   dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                                   dw: UnsafeMutablePointer<Float>) {
         let input = BatchInnerLayout.forwardInput(g)
         let gradient = BatchInnerLayout.output(g)
         let depthR = g.inChannels * g.kernelHeight * g.kernelWidth
@@ -915,7 +905,7 @@ extension CPUBackend {
                                                   packB(p0, depth, columns.lowerBound + j0, cols, into)
                                               },
                                               prepackedA: prepackedConst,
-                                              beta: accumulate ? 1 : 0, c: dw + columns.lowerBound, ldc: depthR)
+                                              beta: 0, c: dw + columns.lowerBound, ldc: depthR)
                 }
             } else {
                 // Few columns (a one-channel input): threads take position ranges into partial sums.
@@ -935,15 +925,7 @@ extension CPUBackend {
                                               packB: { p0, depth, j0, cols, into in packB(start + p0, depth, j0, cols, into) },
                                               beta: 0, c: target, ldc: depthR)
                 }
-                let chunks = threads
-                let destination = dw
-                forEachRange(count: weightCount, cost: chunks + 1) { range in
-                    vectorLoop(range) { i, lanes in
-                        var total = accumulate ? Vec.load(destination + i, lanes) : Vec()
-                        for chunk in 0..<chunks { total += Vec.load(partials + chunk * weightCount + i, lanes) }
-                        total.store(destination + i, lanes)
-                    }
-                }
+                addUp(partials, chunks: threads, count: weightCount, into: dw)
             }
         }
     }

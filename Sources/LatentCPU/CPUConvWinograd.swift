@@ -586,9 +586,9 @@ extension CPUBackend {
     /// lane by lane) and V as the B operand (NR columns of (ci, p, q), transposed from the
     /// 16-image vectors by 8 x 8 tiles).
     func winogradBackwardWeights(_ g: ConvGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                                 dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                                 dw: UnsafeMutablePointer<Float>) {
         let input = BatchInnerLayout.forwardInput(g)
-        winogradBackwardWeights(WinogradF42.self, g, x: x, dy: dy, dw: dw, accumulate: accumulate, columns: 4 * g.inChannels,
+        winogradBackwardWeights(WinogradF42.self, g, x: x, dy: dy, dw: dw, columns: 4 * g.inChannels,
                                 inputTile: { k, th, tw in
             let ci = k / 4, (p, q) = ((k % 4) / 2, k % 2)
             return (ci * input.channelStride, Self.forwardInputTile(input, th, tw, p, q))
@@ -605,7 +605,7 @@ extension CPUBackend {
     /// `tapIndex(k, a, b)` is where tap (a, b) of column k's filter goes in row co of dW (from
     /// co Cin kh kw).
     func winogradBackwardWeights<T: WinogradTransform>(_ transform: T.Type, _ g: ConvGeometry, x: UnsafePointer<Float>,
-                                                       dy: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>, accumulate: Bool,
+                                                       dy: UnsafePointer<Float>, dw: UnsafeMutablePointer<Float>,
                                                        columns: Int, inputTile: (_ k: Int, _ th: Int, _ tw: Int) -> (Int, T.TileOffsets),
                                                        tapIndex: (_ k: Int, _ a: Int, _ b: Int) -> Int) {
         let points = T.points, side = T.tileSide, filterSide = T.filterSide
@@ -706,7 +706,7 @@ extension CPUBackend {
                                 let offsets = tapOffsets + (k0 + lane) * taps
                                 for ab in 0..<taps {
                                     let index = Int(offsets[ab]), value = resultFloats[ab * 16 + lane]
-                                    row[index] = accumulate ? row[index] + value : value
+                                    row[index] = value
                                 }
                             }
                             k0 += 16

@@ -298,9 +298,9 @@ extension CPUBackend {
     /// Backward-weights: dU_e[co][ci] = sum over tiles and images of dM_e V_e (dM = A dY A^T,
     /// V the forward's input tiles), then dW = G^T dU G (`winogradBackwardWeights`'s loops).
     func winograd3x3BackwardWeights(_ g: ConvGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                                    dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
+                                    dw: UnsafeMutablePointer<Float>) {
         let input = BatchInnerLayout.forwardInput(g)
-        winogradBackwardWeights(WinogradF43.self, g, x: x, dy: dy, dw: dw, accumulate: accumulate, columns: g.inChannels,
+        winogradBackwardWeights(WinogradF43.self, g, x: x, dy: dy, dw: dw, columns: g.inChannels,
                                 inputTile: { ci, th, tw in (ci * input.channelStride, Self.forwardInputTile3x3(input, th, tw)) },
                                 tapIndex: { ci, a, b in ci * 9 + a * 3 + b })
     }

@@ -483,6 +483,18 @@ extension CPUBackend {
         parallel.forEachBalancedRange(count: count, work: count * cost, alignment: 16, body)
     }
 
+    /// dW[i] = the sum of `chunks` threads' partial gradients (`count` floats each, one after
+    /// another), added in chunk order.
+    func addUp(_ partials: UnsafePointer<Float>, chunks: Int, count: Int, into dw: UnsafeMutablePointer<Float>) {
+        forEachRange(count: count, cost: chunks + 1) { range in
+            vectorLoop(range) { i, lanes in
+                var total = Vec()
+                for chunk in 0..<chunks { total += Vec.load(partials + chunk * count + i, lanes) }
+                total.store(dw + i, lanes)
+            }
+        }
+    }
+
     /// Like `forEachRange` but over items (channels, images, blocks) without alignment.
     @inline(__always)
     func forEachItemRange(count: Int, costPerItem: Int, _ body: (Range<Int>) -> Void) {
