@@ -226,6 +226,22 @@ extension CPUBackend {
                 beta = startedDirect ? 1 : 0
                 startedDirect = true
             }
+            if K < PackedGEMM.nr && g.outChannels > K {
+                // A one-channel input's few taps as the columns would fill half of every register
+                // tile and pack B one float at a time: dW^T (K, Cout) = col (K, cols) * dY^T (cols, Cout)
+                // instead, the same FMAs in the same order (the same bits), then transposed into dW.
+                let outChannels = g.outChannels
+                ScratchPool.shared.with(K * outChannels) { transposed in
+                    CPUGemm.sgemm(transA: .none, transB: .transposed, m: K, n: outChannels, k: cols, alpha: 1,
+                                  a: UnsafePointer(col), lda: cols, b: UnsafePointer(gradOut), ldb: cols,
+                                  beta: 0, c: transposed, ldc: outChannels, parallel: gemmThreads)
+                    for co in 0..<outChannels {
+                        let row = target + co * K
+                        for r in 0..<K { row[r] = beta == 0 ? transposed[r * outChannels + co] : row[r] + transposed[r * outChannels + co] }
+                    }
+                }
+                return
+            }
             // dW (Cout, K) += dY (Cout, cols) * col^T (cols, K)
             CPUGemm.sgemm(transA: .none, transB: .transposed, m: g.outChannels, n: K, k: cols, alpha: 1,
                           a: UnsafePointer(gradOut), lda: cols, b: UnsafePointer(col), ldb: cols,
