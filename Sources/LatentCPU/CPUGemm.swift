@@ -204,9 +204,16 @@ enum PackedGEMM {
     static let kc = ProcessInfo.processInfo.environment["LATENT_CPU_KC"].flatMap(Int.init).map { Swift.max(16, $0) } ?? 256
     /// Rows of A packed at a time: an MC x KC block stays in L2.
     static let mc = 192
-    /// A row-major A is read in place by the micro-kernel (`DirectA`); `LATENT_CPU_PACKA=1`
-    /// packs it as before (measuring). Either way every element is summed in the same order.
-    static let readAInPlace = ProcessInfo.processInfo.environment["LATENT_CPU_PACKA"] != "1"
+    /// A row-major A is read in place by the micro-kernel (`DirectA`) except where the CPU
+    /// prefers it packed (`CPUInfo.prefersPackedA`); `LATENT_CPU_PACKA=1` packs it and `=0`
+    /// reads it in place (measuring). Either way every element is summed in the same order.
+    static let readAInPlace: Bool = {
+        switch ProcessInfo.processInfo.environment["LATENT_CPU_PACKA"] {
+        case "1": return false
+        case "0": return true
+        default: return !CPUInfo.prefersPackedA
+        }
+    }()
     /// Columns of B packed at a time: a KC x NC block stays in L2/L3.
     static let nc = 2048
 
