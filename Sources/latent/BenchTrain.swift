@@ -23,8 +23,14 @@ struct BenchTrain: ParsableCommand {
         backward, optimizer), then `synchronize`. images/s = steps x batch / seconds; the \
         median over --repeats is reported. peak_rss_mb is VmHWM from /proc/self/status.
 
+        --profile times every backend op of the timed steps and prints where a step's time \
+        goes, by op and shape (the layers' convolutions, GEMMs, batch norms, ...), with the \
+        time spent between ops (the layers' own host code) as the last row. On OpenCL each \
+        op is then followed by a synchronize, so a profiled step is slower than a plain one.
+
         Examples:
           latent bench train vae-conv
+          latent bench train dcgan --steps 50 --repeats 1 --profile
           latent bench train dcgan --backend cpu --steps 100 --repeats 5 --json
           latent bench train vae-conv --backend opencl --steps 50 --json
         """
@@ -54,6 +60,9 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    @Flag(help: "Time every backend op of the timed steps and print the step's time by op and shape.")
+    var profile = false
+
     @OptionGroup var backendOptions: BackendOptions
     @OptionGroup var datasetOptions: DatasetOptions
 
@@ -79,6 +88,7 @@ struct BenchTrain: ParsableCommand {
         var stepMilliseconds: Double
         var peakRSSMegabytes: Double?
         var loadAverage: Double?
+        var profile: [ProfileRow]?
 
         enum CodingKeys: String, CodingKey {
             case model, backend, device, threads, steps, warmup, repeats, data
@@ -88,11 +98,29 @@ struct BenchTrain: ParsableCommand {
             case stepMilliseconds = "step_ms"
             case peakRSSMegabytes = "peak_rss_mb"
             case loadAverage = "load_average"
+            case profile
+        }
+    }
+
+    /// One row of `--profile`: an op at one shape, per timed step.
+    struct ProfileRow: Codable {
+        var op: String
+        var shape: String
+        var callsPerStep: Double
+        var millisecondsPerStep: Double
+        var share: Double
+
+        enum CodingKeys: String, CodingKey {
+            case op, shape, share
+            case callsPerStep = "calls_per_step"
+            case millisecondsPerStep = "ms_per_step"
         }
     }
 
     func run() throws {
-        let (backend, reason) = try backendOptions.makeBackend()
+        let (plainBackend, reason) = try backendOptions.makeBackend()
+        let profiler = profile ? ProfilingBackend(plainBackend, synchronizeEachOp: !(plainBackend is CPUBackend)) : nil
+        let backend: any Backend = profiler ?? plainBackend
         var options = ModelCatalog.descriptor(model).defaults
         if let batchSize { options.batchSize = batchSize }
         options.seed = seed
@@ -158,22 +186,28 @@ struct BenchTrain: ParsableCommand {
         }
         let clock = ContinuousClock()
         var rates: [Double] = []
+        var timedSeconds = 0.0
+        profiler?.isRecording = true
         for repeatIndex in 0..<repeats {
             let start = clock.now
             for _ in 0..<steps { try trainOne() }
             let seconds = Timing.seconds(clock.now - start)
+            timedSeconds += seconds
             let rate = Double(steps * batch) / seconds
             rates.append(rate)
             log(String(format: "repeat %d: %d steps of %d in %.3f s, %.0f images/s, %.2f ms/step",
                        repeatIndex + 1, steps, batch, seconds, rate, seconds / Double(steps) * 1e3))
         }
+        profiler?.isRecording = false
         let median = rates.sorted()[rates.count / 2]
+        let profileRows = profiler.map { Self.profileRows($0.recorded, steps: steps * repeats, seconds: timedSeconds) }
         let report = Report(model: model.options.model.rawValue, backend: backend.name, device: backend.deviceName,
-                            threads: (backend as? CPUBackend)?.parallel.threadCount, batchSize: batch,
+                            threads: (plainBackend as? CPUBackend)?.parallel.threadCount, batchSize: batch,
                             steps: steps, warmup: warmup, repeats: repeats, data: dataName,
                             imagesPerSec: median, imagesPerSecRepeats: rates,
                             stepMilliseconds: Double(batch) / median * 1e3,
-                            peakRSSMegabytes: BenchTrainSupport.peakResidentMegabytes(), loadAverage: load)
+                            peakRSSMegabytes: BenchTrainSupport.peakResidentMegabytes(), loadAverage: load,
+                            profile: profileRows)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -182,7 +216,32 @@ struct BenchTrain: ParsableCommand {
             log(String(format: "%@ on %@: %.0f images/s (median of %d), %.2f ms/step, batch %d, peak RSS %.0f MiB, load %.2f",
                        report.model, report.backend, median, repeats, report.stepMilliseconds, batch,
                        report.peakRSSMegabytes ?? .nan, load ?? .nan))
+            if let profileRows {
+                log("")
+                log(String(format: "profile of the %d timed steps (%.2f ms/step)%@:", steps * repeats,
+                           timedSeconds / Double(steps * repeats) * 1e3,
+                           profiler?.synchronizeEachOp == true ? ", every op synchronized" : ""))
+                log("   ms/step   share  calls/step  op")
+                for row in profileRows {
+                    log(String(format: "%10.3f  %5.1f%%  %10.1f  %@%@", row.millisecondsPerStep, row.share * 100, row.callsPerStep,
+                               row.op, row.shape.isEmpty ? "" : "  " + row.shape))
+                }
+            }
         }
+    }
+
+    /// Per-step rows of a profile, the costliest first, and the time between ops last.
+    static func profileRows(_ entries: [ProfilingBackend.Entry], steps: Int, seconds: Double) -> [ProfileRow] {
+        let perStep = 1 / Double(max(steps, 1))
+        let total = max(seconds, .leastNonzeroMagnitude)
+        var rows = entries.map { entry in
+            ProfileRow(op: entry.op, shape: entry.shape, callsPerStep: Double(entry.calls) * perStep,
+                       millisecondsPerStep: entry.seconds * perStep * 1e3, share: entry.seconds / total)
+        }
+        let inOps = entries.reduce(0) { $0 + $1.seconds }
+        rows.append(ProfileRow(op: "between ops (host code)", shape: "", callsPerStep: 0,
+                               millisecondsPerStep: max(0, seconds - inOps) * perStep * 1e3, share: max(0, seconds - inOps) / total))
+        return rows
     }
 }
 
