@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "LatentCoreTests", dependencies: ["LatentCore"], swiftSettings: speed),
         .testTarget(name: "LatentCPUTests", dependencies: ["LatentCore", "LatentCPU"], swiftSettings: speed),
         .testTarget(name: "LatentNNTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN"], swiftSettings: speed),
-        .testTarget(name: "LatentModelsTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN", "LatentData", "LatentModels"], swiftSettings: speed),
+        .testTarget(name: "LatentModelsTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN", "LatentData", "LatentModels", "LatentBench"], swiftSettings: speed),
         .testTarget(name: "LatentDataTests", dependencies: ["LatentCore", "LatentData"], swiftSettings: speed),
         .testTarget(name: "LatentExploreTests", dependencies: ["LatentCore", "LatentCPU", "LatentNN", "LatentData", "LatentModels", "LatentExplore"], swiftSettings: speed),
     ],
