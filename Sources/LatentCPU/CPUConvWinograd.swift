@@ -260,26 +260,35 @@ struct WinogradPlan {
     /// transformed into a buffer first and then written plane by plane, a run of lines each.
     func forEachInputTile<T: WinogradTransform>(_ transform: T.Type, _ backend: CPUBackend, _ inputs: UnsafeMutablePointer<Float>,
                                                 tileAt: (_ k: Int, _ tile: Int, _ lane: Int) -> (UnsafePointer<Float>, T.TileOffsets)) {
-        let blocks = lanes / 16, kChunks = Swift.max(1, Swift.min(8, depth / 32)), plane = inputStride
-        let run = Self.stagedRun, nr = PackedGEMM.nr
-        backend.forEachItemRange(count: tiles * blocks * kChunks, costPerItem: 2 * T.points * 16 * depth / kChunks) { items in
-            withUnsafeTemporaryAllocation(of: Vec.self, capacity: T.points * (1 + run)) { buffer in
+        // Where a 32-column panel holds 32 lanes of one tile (12 x 32 register tiles), an item
+        // takes both 16-lane halves, so that a run writes whole 128-byte panel rows, one
+        // stretch of lines per plane; 16 lanes alone wrote every other line of the stretch.
+        let nr = PackedGEMM.nr
+        let halves = nr == 32 && lanes % 32 == 0 ? 2 : 1
+        let blocks = lanes / (16 * halves), kChunks = Swift.max(1, Swift.min(8, depth / 32)), plane = inputStride
+        let run = Self.stagedRun
+        backend.forEachItemRange(count: tiles * blocks * kChunks, costPerItem: 2 * T.points * 16 * halves * depth / kChunks) { items in
+            withUnsafeTemporaryAllocation(of: Vec.self, capacity: T.points * (1 + run * halves)) { buffer in
                 let t = buffer.baseAddress!, staged = t + T.points
                 for item in items {
-                    let column16 = item / kChunks, tile = column16 / blocks, n0 = (column16 % blocks) * 16
+                    let block = item / kChunks, tile = block / blocks, n0 = (block % blocks) * 16 * halves
                     let ks = CPUParallel.range(item % kChunks, of: kChunks, count: depth)
                     var k0 = ks.lowerBound
                     while k0 < ks.upperBound {
                         let count = Swift.min(run, ks.upperBound - k0)
                         for j in 0..<count {
-                            let (base, offsets) = tileAt(k0 + j, tile, n0)
-                            T.transformInputTile(base, offsets, scratch: t) { e, value in staged[e * run + j] = value }
+                            for h in 0..<halves {
+                                let (base, offsets) = tileAt(k0 + j, tile, n0 + 16 * h)
+                                T.transformInputTile(base, offsets, scratch: t) { e, value in staged[(e * run + j) * halves + h] = value }
+                            }
                         }
-                        // V_e[k0 + j] lies nr floats after V_e[k0] (`inputIndex`).
+                        // V_e[k0 + j] lies nr floats after V_e[k0] (`inputIndex`), its second half 16 after that.
                         let target = inputs + inputIndex(point: 0, k: k0, column: tile * lanes + n0)
                         for e in 0..<T.points {
-                            let row = target + e * plane, source = staged + e * run
-                            for j in 0..<count { source[j].store(row + j * nr) }
+                            let row = target + e * plane, source = staged + e * run * halves
+                            for j in 0..<count {
+                                for h in 0..<halves { source[j * halves + h].store(row + j * nr + 16 * h) }
+                            }
                         }
                         k0 += count
                     }
