@@ -8,9 +8,9 @@ import Synchronization
 /// A training step is a few hundred ops in quick succession, each with one or more parallel
 /// regions. `DispatchQueue.concurrentPerform` puts its workers to sleep between them, and
 /// waking one costs tens of microseconds here, more than a small op's whole work (a beta-VAE
-/// convolution took longer on two threads than on one). These workers spin for a short
-/// while (about 50 microseconds) after each job, so the next region of the same step starts
-/// at once, and then sleep on a condition variable, so an idle process costs nothing.
+/// convolution took longer on two threads than on one). These workers spin for a while
+/// (`spinWindow`) after each job, so the next region of the same step starts at once, and
+/// then sleep on a condition variable, so an idle process costs nothing.
 ///
 /// A job is published through one atomic word, `ticket` = generation (32 bits) | chunk
 /// count (16) | next chunk (16). A thread claims chunk `next` by a compare-exchange that
@@ -36,8 +36,15 @@ final class CPUWorkerPool: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
 
-    /// Atomic loads a spinning worker makes before it sleeps (tens of microseconds).
-    static let spinLimit = 40_000
+    /// How long a worker spins after a job before it sleeps, in nanoseconds: a time rather
+    /// than a count of loads, whose duration depends on the core. With 40,000 loads (tens of
+    /// microseconds) the worker slept between the parallel regions of beta-vae's 1.4 ms steps
+    /// whenever the host slowed the process (17-22 thousand context switches a second); with a
+    /// millisecond it stays awake through a step (80-600 switches in 1,000 steps); in two
+    /// alternating rounds that both caught a slow phase, 1.10x and 1.12x faster (2026-12-04, Zen 5).
+    /// `LATENT_CPU_SPIN_US` overrides (measuring).
+    static let spinWindow: UInt64 = ProcessInfo.processInfo.environment["LATENT_CPU_SPIN_US"].flatMap(UInt64.init).map { $0 * 1000 }
+        ?? 1_000_000
 
     init(workers: Int) {
         self.workers = workers
@@ -113,11 +120,17 @@ final class CPUWorkerPool: @unchecked Sendable {
         var seen = Self.generation(ticket.load(ordering: .acquiring))
         while true {
             var spins = 0
+            var spinStart: UInt64 = 0
             var current = ticket.load(ordering: .acquiring)
             while Self.generation(current) == seen {
-                if spins < Self.spinLimit {
-                    spins += 1
-                } else {
+                spins += 1
+                // The clock every 256 loads: its cost stays out of the loop.
+                let spinning = spins & 255 != 0 || {
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    if spinStart == 0 { spinStart = now }
+                    return now - spinStart < Self.spinWindow
+                }()
+                if !spinning {
                     pthread_mutex_lock(mutex)
                     sleepers.add(1, ordering: .sequentiallyConsistent)
                     while Self.generation(ticket.load(ordering: .sequentiallyConsistent)) == seen {
@@ -126,6 +139,7 @@ final class CPUWorkerPool: @unchecked Sendable {
                     sleepers.subtract(1, ordering: .sequentiallyConsistent)
                     pthread_mutex_unlock(mutex)
                     spins = 0
+                    spinStart = 0
                 }
                 current = ticket.load(ordering: .acquiring)
             }
