@@ -23,7 +23,6 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     }
 
     private var entries: [String: Entry] = [:]
-    private var order: [String] = []
     private let lock = NSLock()
     private let clock = ContinuousClock()
 
@@ -36,14 +35,13 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     public var recorded: [Entry] {
         lock.lock()
         defer { lock.unlock() }
-        return order.compactMap { entries[$0] }.sorted { $0.seconds > $1.seconds }
+        return entries.values.sorted { $0.seconds > $1.seconds }
     }
 
     public func reset() {
         lock.lock()
         defer { lock.unlock() }
         entries = [:]
-        order = []
     }
 
     @inline(__always)
@@ -52,17 +50,14 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
         let start = clock.now
         let result = try body()
         if synchronizeEachOp { try inner.synchronize() }
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let seconds = Timing.seconds(clock.now - start)
         let label = shape()
         let key = op + "\u{0}" + label
         lock.lock()
-        if entries[key] == nil {
-            entries[key] = Entry(op: op, shape: label, calls: 0, seconds: 0)
-            order.append(key)
-        }
-        entries[key]?.calls += 1
-        entries[key]?.seconds += seconds
+        var entry = entries[key] ?? Entry(op: op, shape: label, calls: 0, seconds: 0)
+        entry.calls += 1
+        entry.seconds += seconds
+        entries[key] = entry
         lock.unlock()
         return result
     }

@@ -31,15 +31,17 @@ public enum CPUInfo {
         return simdLanes
     }
 
-    static let isZen4: Bool = cpuinfoField("vendor_id") == "AuthenticAMD" && cpuinfoField("cpu family") == "25"
+    /// AMD's CPU family (25 Zen 3/4, 26 Zen 5), nil on other vendors; /proc/cpuinfo read once.
+    static let amdFamily: Int? = cpuinfoField("vendor_id") == "AuthenticAMD" ? cpuinfoField("cpu family").flatMap { Int($0) } : nil
+
+    static let isZen4: Bool = amdFamily == 25
 
     /// Whether the GEMM should pack a row-major A rather than read it in place. On Zen 5 (AMD
     /// family 26) the 12 x 32 kernel fed from twelve rows in place ran the Linear layers'
     /// forward and backward-data GEMMs 1.35-1.48x slower than from a packed panel, and SGEMM
     /// 256^3 and 512^3 1.3-1.5x (2026-12-04, docs/PERFORMANCE.md); on the Xeon and Zen 3
     /// machines reading in place was the faster one.
-    static let prefersPackedA: Bool = cpuinfoField("vendor_id") == "AuthenticAMD"
-        && (cpuinfoField("cpu family").flatMap { Int($0) } ?? 0) >= 26
+    static let prefersPackedA: Bool = (amdFamily ?? 0) >= 26
 
     public static var simdDescription: String {
         #if arch(x86_64)

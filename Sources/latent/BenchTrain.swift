@@ -238,9 +238,9 @@ struct BenchTrain: ParsableCommand {
             ProfileRow(op: entry.op, shape: entry.shape, callsPerStep: Double(entry.calls) * perStep,
                        millisecondsPerStep: entry.seconds * perStep * 1e3, share: entry.seconds / total)
         }
-        let inOps = entries.reduce(0) { $0 + $1.seconds }
+        let betweenOps = max(0, seconds - entries.reduce(0) { $0 + $1.seconds })
         rows.append(ProfileRow(op: "between ops (host code)", shape: "", callsPerStep: 0,
-                               millisecondsPerStep: max(0, seconds - inOps) * perStep * 1e3, share: max(0, seconds - inOps) / total))
+                               millisecondsPerStep: betweenOps * perStep * 1e3, share: betweenOps / total))
         return rows
     }
 }
