@@ -37,7 +37,7 @@ final class CPUWorkerPool: @unchecked Sendable {
     private let condition: UnsafeMutablePointer<pthread_cond_t>
 
     /// How long a worker spins after a job before it sleeps, in nanoseconds: a time rather
-    /// than a count of loads, whose duration depends on the core. With 40,000 loads (tens of
+    /// than a count of loads, whose duration depends on the core. With 40,000 loads (estimated at tens of
     /// microseconds) the worker slept between the parallel regions of beta-vae's 1.4 ms steps
     /// whenever the host slowed the process (17-22 thousand context switches a second); with a
     /// millisecond it stays awake through a step (80-600 switches in 1,000 steps); in two
