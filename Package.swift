@@ -49,7 +49,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         .target(name: "LatentKernels", path: "Kernels",
                 resources: ["common.clh", "philox.clh", "gemm.cl", "conv.cl", "batchnorm.cl", "elementwise.cl",
-                            "reduce.cl", "loss.cl", "optim.cl", "random.cl"].map { .embedInCode($0) }),
+                            "reduce.cl", "loss.cl", "optim.cl", "random.cl", "reproducible.cl"].map { .embedInCode($0) }),
         .target(name: "LatentOpenCL", dependencies: ["LatentCore", "COpenCL", "LatentKernels"], swiftSettings: library),
         .target(name: "LatentBench", dependencies: ["LatentCore", "LatentCPU", "LatentNN", "LatentOpenCL"],
                 path: "Benchmarks/LatentBench", swiftSettings: speed),

@@ -14,6 +14,7 @@ public enum KernelSources {
         "loss.cl": text(PackageResources.loss_cl),
         "optim.cl": text(PackageResources.optim_cl),
         "random.cl": text(PackageResources.random_cl),
+        "reproducible.cl": text(PackageResources.reproducible_cl),
     ]
 
     private static func text(_ bytes: [UInt8]) -> String {

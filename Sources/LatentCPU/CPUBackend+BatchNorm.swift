@@ -27,6 +27,11 @@ extension CPUBackend {
         let rm = try runningMean.cpuPointer(), rv = try runningVariance.cpuPointer()
         let sm = try savedMean.cpuPointer(), si = try savedInverseStd.cpuPointer()
         let m = decimalDouble(momentum), eps = Double(epsilon)
+        if reproducible {
+            return reproducibleBatchNormTraining(x: x, y: y, gamma: g, beta: b, runningMean: rm, runningVariance: rv,
+                                                 savedMean: sm, savedInverseStd: si, batch: batch, channels: channels,
+                                                 spatial: spatial, momentum: m, epsilon: eps)
+        }
         let count = Double(n)
         try withChannelScratch(channels) { scale, shift in
             // Per channel: mean and biased variance in Double, then the affine map y = x * scale + shift.
@@ -101,6 +106,10 @@ extension CPUBackend {
         let g = try gamma.cpuPointer(), b = try beta.cpuPointer()
         let rm = try runningMean.cpuPointer(), rv = try runningVariance.cpuPointer()
         let eps = Double(epsilon)
+        if reproducible {
+            return reproducibleBatchNormInference(x: x, y: y, gamma: g, beta: b, runningMean: rm, runningVariance: rv,
+                                                  batch: batch, channels: channels, spatial: spatial, epsilon: eps)
+        }
         try withChannelScratch(channels) { scale, shift in
             for c in 0..<channels {
                 let a = Float(1 / (Double(rv[c]) + eps).squareRoot()) * g[c]
@@ -123,6 +132,11 @@ extension CPUBackend {
         let dy = try gradOutput.cpuPointer(), x = try input.cpuPointer(), g = try gamma.cpuPointer()
         let sm = try savedMean.cpuPointer(), si = try savedInverseStd.cpuPointer()
         let dx = try gradInput.cpuPointer(), dg = try gradGamma.cpuPointer(), db = try gradBeta.cpuPointer()
+        if reproducible {
+            return reproducibleBatchNormBackward(dy: dy, x: x, gamma: g, savedMean: sm, savedInverseStd: si, dx: dx,
+                                                 gradGamma: dg, gradBeta: db, batch: batch, channels: channels,
+                                                 spatial: spatial, accumulate: accumulate)
+        }
         let count = Double(batch * spatial)
         // PyTorch: k = dotp * invstd^2 / n, gradMean = sum(dy) / n,
         // dx = (dy - gradMean - (x - mean) * k) * invstd * gamma.

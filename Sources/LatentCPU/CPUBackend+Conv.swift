@@ -18,6 +18,7 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, geometry.outChannels, "bias", op) }
         let x = try input.cpuPointer(), w = try weight.cpuPointer(), y = try output.cpuPointer()
         let b = try bias?.cpuPointer()
+        if reproducible { return reproducibleConvForward(geometry, x: x, w: w, bias: b.map { UnsafePointer($0) }, y: y) }
         if usesWinograd(geometry, .forward) {
             winogradForward(geometry, x: x, w: w, bias: b.map { UnsafePointer($0) }, y: y)
             return
@@ -80,6 +81,9 @@ extension CPUBackend {
         if let bias { try CPUCheck.count(bias, geometry.inChannels, "bias", op) }
         let dy = try gradOutput.cpuPointer(), w = try weight.cpuPointer(), dx = try gradInput.cpuPointer()
         let b = try bias?.cpuPointer()
+        if reproducible {
+            return reproducibleConvBackwardData(geometry, dy: dy, w: w, bias: b.map { UnsafePointer($0) }, dx: dx, accumulate: accumulate)
+        }
         if usesWinograd(geometry, .backwardData) {
             winogradBackwardData(geometry, dy: dy, w: w, bias: b.map { UnsafePointer($0) }, dx: dx, accumulate: accumulate)
             return
@@ -145,6 +149,7 @@ extension CPUBackend {
         try CPUCheck.count(gradOutput, geometry.outputCount, "gradOutput", op)
         try CPUCheck.count(gradWeight, geometry.weightCount, "gradWeight", op)
         let x = try input.cpuPointer(), dy = try gradOutput.cpuPointer(), dw = try gradWeight.cpuPointer()
+        if reproducible { return reproducibleConvBackwardWeights(geometry, x: x, dy: dy, dw: dw, accumulate: accumulate) }
         if accumulate {
             // The new term in full, then one addition per weight: gradients accumulated from
             // several passes (a GAN's discriminator on real and generated images) come out the

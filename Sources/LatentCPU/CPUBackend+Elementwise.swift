@@ -64,6 +64,7 @@ extension CPUBackend {
     public func axpby(alpha: Float, x: BufferView, beta: Float, y: BufferView) throws {
         try CPUCheck.sameCount("axpby", ("x", x), ("y", y))
         let xp = try x.cpuPointer(), yp = try y.cpuPointer()
+        if reproducible { return reproducibleAxpby(alpha: alpha, x: xp, beta: beta, y: yp, count: x.count) }
         forEachRange(count: x.count, cost: 2) { range in
             if beta == 0 {
                 vectorLoop(range) { i, lanes in (alpha * Vec.load(xp + i, lanes)).store(yp + i, lanes) }

@@ -9,6 +9,7 @@ extension CPUBackend {
     public func sum(_ x: BufferView, output: BufferView) throws {
         try CPUCheck.scalarOutput(output, "sum")
         let p = try x.cpuPointer(), o = try output.cpuPointer()
+        if reproducible { return o.pointee = Float(Self.reproducibleSum(count: x.count) { Double(p[$0]) }) }
         o.pointee = Float(reduceSum(count: x.count, cost: 1) { i, lanes in Vec.load(p + i, lanes) })
     }
 
@@ -20,6 +21,9 @@ extension CPUBackend {
         try CPUCheck.count(input, total, "input", op)
         try CPUCheck.count(output, channels, "output", op)
         let x = try input.cpuPointer(), o = try output.cpuPointer()
+        if reproducible {
+            return reproducibleChannelSum(x: x, out: o, batch: batch, channels: channels, spatial: spatial, accumulate: accumulate)
+        }
         if spatial == 1 {
             // Fully connected: each sample is one row of `channels` floats; sum rows 16 channels at a time.
             forEachItemRange(count: (channels + 15) / 16, costPerItem: 16 * batch) { blocks in
@@ -66,26 +70,30 @@ extension CPUBackend {
         let p = try prediction.cpuPointer(), t = try target.cpuPointer(), o = try output.cpuPointer()
         let count = prediction.count
         let total: Double
-        switch kind {
-        case .bce:
-            total = reduceSum(count: count, cost: 30) { i, lanes in
-                Self.bceTerm(Vec.load(p + i, lanes, padding: 0.5), Vec.load(t + i, lanes))
-            }
-        case .bceWithLogits:
-            total = reduceSum(count: count, cost: 30) { i, lanes in
-                let x = Vec.load(p + i, lanes), y = Vec.load(t + i, lanes)
-                let positive = x.replacing(with: 0, where: x .< 0)
-                let magnitude = Vec(bits: x.bits & 0x7FFF_FFFF)
-                return positive - x * y + VMath.log1p(VMath.exp(-magnitude))
-            }
-        case .mse:
-            total = reduceSum(count: count, cost: 2) { i, lanes in
-                let d = Vec.load(p + i, lanes) - Vec.load(t + i, lanes)
-                return d * d
-            }
-        case .l1:
-            total = reduceSum(count: count, cost: 2) { i, lanes in
-                Vec(bits: (Vec.load(p + i, lanes) - Vec.load(t + i, lanes)).bits & 0x7FFF_FFFF)
+        if reproducible {
+            total = Self.reproducibleSum(count: count) { Self.reproducibleLossTerm(kind, Double(p[$0]), Double(t[$0])) }
+        } else {
+            switch kind {
+            case .bce:
+                total = reduceSum(count: count, cost: 30) { i, lanes in
+                    Self.bceTerm(Vec.load(p + i, lanes, padding: 0.5), Vec.load(t + i, lanes))
+                }
+            case .bceWithLogits:
+                total = reduceSum(count: count, cost: 30) { i, lanes in
+                    let x = Vec.load(p + i, lanes), y = Vec.load(t + i, lanes)
+                    let positive = x.replacing(with: 0, where: x .< 0)
+                    let magnitude = Vec(bits: x.bits & 0x7FFF_FFFF)
+                    return positive - x * y + VMath.log1p(VMath.exp(-magnitude))
+                }
+            case .mse:
+                total = reduceSum(count: count, cost: 2) { i, lanes in
+                    let d = Vec.load(p + i, lanes) - Vec.load(t + i, lanes)
+                    return d * d
+                }
+            case .l1:
+                total = reduceSum(count: count, cost: 2) { i, lanes in
+                    Vec(bits: (Vec.load(p + i, lanes) - Vec.load(t + i, lanes)).bits & 0x7FFF_FFFF)
+                }
             }
         }
         switch reduction {
@@ -111,6 +119,10 @@ extension CPUBackend {
         let p = try prediction.cpuPointer(), t = try target.cpuPointer(), g = try gradPrediction.cpuPointer()
         let count = prediction.count
         guard count > 0 else { return }
+        if reproducible {
+            return reproducibleLossBackward(kind, p: p, t: t, g: g, count: count, mean: reduction == .mean,
+                                            scale: scale, accumulate: accumulate)
+        }
         // The order of PyTorch's backward kernels: the elementwise gradient times the incoming
         // gradient (`scale`), then, for a mean, a division by the count (BCE, BCE with
         // logits); MSE folds 2/count into one factor first; L1 gets scale/count from mean().
@@ -152,6 +164,10 @@ extension CPUBackend {
         try CPUCheck.scalarOutput(output, "klDivergence")
         let mu = try mean.cpuPointer(), p = try parameter.cpuPointer(), o = try output.cpuPointer()
         let count = mean.count
+        if reproducible {
+            let total = Self.reproducibleSum(count: count) { Self.reproducibleKLTerm(parameterization, Double(mu[$0]), Double(p[$0])) }
+            return o.pointee = Float(parameterization == .std ? total : -0.5 * total)
+        }
         switch parameterization {
         case .logVariance:
             // PyTorch's VAE example: -0.5 * sum(1 + logvar - mu^2 - exp(logvar)).
@@ -252,6 +268,9 @@ extension CPUBackend {
         guard !overflow else { throw LatentError.invalidArgument("\(op): sizes overflow") }
         try CPUCheck.count(input, inputSize, "input", op)
         let x = try input.cpuPointer(), table = try codebook.cpuPointer(), out = try indices.cpuPointer()
+        if reproducible {
+            return reproducibleNearestEntry(x: x, table: table, indices: out, rows: rows, entries: entries, width: width)
+        }
         forEachItemRange(count: rows, costPerItem: entries * width * 2) { rowRange in
             for r in rowRange {
                 let row = x + r * width

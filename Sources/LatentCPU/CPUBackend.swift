@@ -27,14 +27,20 @@ public final class CPUBackend: Backend {
     public let convolutionPath: ConvolutionPath
     /// Winograd's transformed filters while the weights are unchanged (`WinogradFilterCache`).
     let winogradFilters = WinogradFilterCache()
+    /// Sums in Double in one fixed order, the same bits as the OpenCL backend's reproducible
+    /// mode (`CPUBackend+Reproducible.swift`); several times slower.
+    public let reproducible: Bool
 
     /// `convolution` nil: `LATENT_CPU_CONV` (`im2col`, `batch-inner`, `winograd`), else automatic.
-    public init(threads: Int? = nil, convolution: ConvolutionPath? = nil) {
+    public init(threads: Int? = nil, convolution: ConvolutionPath? = nil, reproducible: Bool = false) {
         parallel = CPUParallel(threadCount: threads ?? CPUParallel.defaultThreadCount)
         convolutionPath = convolution ?? ProcessInfo.processInfo.environment["LATENT_CPU_CONV"].flatMap(ConvolutionPath.init(rawValue:)) ?? .automatic
+        self.reproducible = reproducible
     }
 
-    public var deviceName: String { "\(CPUInfo.modelName), \(parallel.threadCount) thread(s), \(CPUInfo.simdDescription)" }
+    public var deviceName: String {
+        "\(CPUInfo.modelName), \(parallel.threadCount) thread(s), \(CPUInfo.simdDescription)\(reproducible ? ", reproducible sums" : "")"
+    }
 
     public func makeBuffer(count: Int) throws -> any DeviceBuffer {
         guard count >= 0 else { throw LatentError.invalidArgument("buffer size \(count) is negative") }
@@ -65,6 +71,11 @@ public final class CPUBackend: Backend {
                      beta: Float, c: BufferView, ldc: Int) throws {
         try GEMMArguments.check(transA: transA, transB: transB, m: m, n: n, k: k,
                                 a: a.count, lda: lda, b: b.count, ldb: ldb, c: c.count, ldc: ldc)
+        if reproducible {
+            return reproducibleGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                    a: try a.cpuPointer(), lda: lda, b: try b.cpuPointer(), ldb: ldb,
+                                    beta: beta, c: try c.cpuPointer(), ldc: ldc)
+        }
         CPUGemm.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                       a: try a.cpuPointer(), lda: lda, b: try b.cpuPointer(), ldb: ldb,
                       beta: beta, c: try c.cpuPointer(), ldc: ldc, parallel: parallel)

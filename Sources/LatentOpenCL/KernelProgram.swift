@@ -13,6 +13,8 @@ public enum KernelFile: String, Sendable, CaseIterable {
     case loss = "loss.cl"
     case optim = "optim.cl"
     case random = "random.cl"
+    /// Double-accumulating kernels of the reproducible mode (needs cl_khr_fp64).
+    case reproducible = "reproducible.cl"
 
     /// Shared headers prepended to the file, in order.
     var headers: [String] {

@@ -18,6 +18,12 @@ extension OpenCLBackend {
         }
         // PyTorch's momentum is a Python float (decimal), eps a float32 widened to double.
         let m = decimalDouble(momentum), eps = Double(epsilon)
+        if reproducible {
+            return try reproducibleBatchNormTraining(input: input, output: output, gamma: gamma, beta: beta,
+                                                     runningMean: runningMean, runningVariance: runningVariance,
+                                                     savedMean: savedMean, savedInverseStd: savedInverseStd, batch: batch,
+                                                     channels: channels, spatial: spatial, momentum: m, epsilon: eps)
+        }
         try withLock {
             // CPU-class devices: a work-item per channel (see batchnorm.cl), fully connected features apart.
             let perChannel = config.gemm == .block
@@ -39,6 +45,11 @@ extension OpenCLBackend {
                            perChannel: [("gamma", gamma), ("beta", beta), ("runningMean", runningMean),
                                         ("runningVariance", runningVariance)])
         let eps = Double(epsilon)
+        if reproducible {
+            return try reproducibleBatchNormInference(input: input, output: output, gamma: gamma, beta: beta,
+                                                      runningMean: runningMean, runningVariance: runningVariance,
+                                                      batch: batch, channels: channels, spatial: spatial, epsilon: eps)
+        }
         try withLock {
             try enqueue(.batchnorm, "batchnorm_infer", global: [input.count], [
                 .view(input), .view(output), .view(gamma), .view(beta), .view(runningMean), .view(runningVariance),
@@ -55,6 +66,12 @@ extension OpenCLBackend {
                            data: [("gradOutput", gradOutput), ("input", input), ("gradInput", gradInput)],
                            perChannel: [("gamma", gamma), ("savedMean", savedMean), ("savedInverseStd", savedInverseStd),
                                         ("gradGamma", gradGamma), ("gradBeta", gradBeta)])
+        if reproducible {
+            return try reproducibleBatchNormBackward(gradOutput: gradOutput, input: input, gamma: gamma, savedMean: savedMean,
+                                                     savedInverseStd: savedInverseStd, gradInput: gradInput, gradGamma: gradGamma,
+                                                     gradBeta: gradBeta, batch: batch, channels: channels, spatial: spatial,
+                                                     accumulate: accumulate)
+        }
         try withLock {
             let perChannel = config.gemm == .block
             let name = perChannel ? (spatial == 1 ? "batchnorm_backward_features" : "batchnorm_backward_channels") : "batchnorm_backward"

@@ -52,6 +52,7 @@ extension OpenCLBackend {
 
     public func axpby(alpha: Float, x: BufferView, beta: Float, y: BufferView) throws {
         try Check.sameCount("axpby", ("x", x), ("y", y))
+        if reproducible { return try reproducibleAxpby(alpha: alpha, x: x, beta: beta, y: y) }
         try withLock {
             try enqueue(.elementwise, "axpby", global: elementItems(x.count), [.float(alpha), .view(x), .float(beta), .view(y), .int(x.count)])
         }

@@ -35,6 +35,10 @@ extension OpenCLBackend {
                                 a: a.count, lda: lda, b: b.count, ldb: ldb, c: c.count, ldc: ldc)
         guard m > 0, n > 0 else { return }
         let aMem = try memory(of: a), bMem = try memory(of: b), cMem = try memory(of: c)
+        if reproducible {
+            return try reproducibleGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                                        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
         try withLock {
             // A's logical (i, k) and B's logical (k, j) as (r, k) of an R x K operand.
             let packA = PackSource.matrix(aMem, offset: a.offset, rowStride: transA == .none ? lda : 1,
@@ -134,6 +138,7 @@ extension OpenCLBackend {
         if let bias { try Check.count(bias, g.outChannels, "bias", op) }
         let x = try memory(of: input), w = try memory(of: weight), y = try memory(of: output)
         let plane = g.outHeight * g.outWidth, depth = g.inChannels * g.kernelHeight * g.kernelWidth
+        if reproducible { return try reproducibleConvForward(g, input: input, weight: weight, bias: bias, output: output) }
         try withLock {
             if usesWinograd3x3(g) {
                 try winograd3x3Forward(g, input: input, weight: weight, bias: bias, output: output)
@@ -172,6 +177,10 @@ extension OpenCLBackend {
         let gradient = PackSource.batched(dy, offset: gradOutput.offset, rows: g.outChannels, plane: plane, orientation: 0)
         let pointwise = g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1
             && g.padHeight == 0 && g.padWidth == 0
+        if reproducible {
+            return try reproducibleConvBackwardData(g, gradOutput: gradOutput, weight: weight, bias: bias,
+                                                    gradInput: gradInput, accumulate: accumulate)
+        }
         try withLock {
             if usesWinograd3x3(g) {
                 try winograd3x3BackwardData(g, gradOutput: gradOutput, weight: weight, bias: bias, gradInput: gradInput,
@@ -221,6 +230,10 @@ extension OpenCLBackend {
         try Check.count(gradWeight, g.weightCount, "gradWeight", op)
         let x = try memory(of: input), dy = try memory(of: gradOutput), dw = try memory(of: gradWeight)
         let plane = g.outHeight * g.outWidth, depth = g.inChannels * g.kernelHeight * g.kernelWidth
+        if reproducible {
+            return try reproducibleConvBackwardWeights(g, input: input, gradOutput: gradOutput, gradWeight: gradWeight,
+                                                       accumulate: accumulate)
+        }
         try withLock {
             if usesBatchInner(g) {
                 if usesWinograd4x4(g) {

@@ -22,6 +22,7 @@ extension OpenCLBackend {
 
     public func sum(_ x: BufferView, output: BufferView) throws {
         try Check.scalarOutput(output, "sum")
+        if reproducible { return try reproducibleSum(x, output: output) }
         try withLock {
             try reduceToScalar(.reduce, "reduce_partials", count: x.count, arguments: [.view(x), .int(x.count), .int(0)], output: output)
         }
@@ -39,6 +40,10 @@ extension OpenCLBackend {
         let total = try Check.product(op, ("batch", batch), ("channels", channels), ("spatial", spatial))
         try Check.count(input, total, "input", op)
         try Check.count(output, channels, "output", op)
+        if reproducible {
+            return try reproducibleChannelSum(input: input, output: output, batch: batch, channels: channels,
+                                              spatial: spatial, accumulate: accumulate)
+        }
         try withLock {
             if spatial == 1 {
                 try enqueue(.reduce, "channel_sum_columns", global: [channels], [
@@ -64,6 +69,9 @@ extension OpenCLBackend {
         try Check.sameCount("lossForward", ("prediction", prediction), ("target", target))
         try Check.scalarOutput(output, "lossForward")
         let count = prediction.count
+        if reproducible {
+            return try reproducibleLossForward(kind, prediction: prediction, target: target, output: output, reduction: reduction)
+        }
         try withLock {
             try reduceToScalar(.loss, "loss_partials_\(Self.lossCode(kind))", count: count,
                                arguments: [.view(prediction), .view(target), .int(count)],
@@ -77,6 +85,10 @@ extension OpenCLBackend {
         let count = prediction.count
         guard count > 0 else { return }
         let factor = reduction == .mean ? scale / Float(count) : scale
+        if reproducible {
+            return try reproducibleLossBackward(kind, prediction: prediction, target: target, gradPrediction: gradPrediction,
+                                                reduction: reduction, scale: scale, accumulate: accumulate)
+        }
         try withLock {
             try enqueue(.loss, "loss_backward", global: elementItems(count), [
                 .int(Self.lossCode(kind)), .view(prediction), .view(target), .view(gradPrediction), .float(factor),
@@ -94,6 +106,9 @@ extension OpenCLBackend {
         case .logVariance: (kind, scale) = (4, -0.5)
         case .logStd: (kind, scale) = (5, -0.5)
         case .std: (kind, scale) = (6, 1)
+        }
+        if reproducible {
+            return try reproducibleKLDivergence(mean: mean, parameter: parameter, parameterization: parameterization, output: output)
         }
         try withLock {
             try reduceToScalar(.loss, "loss_partials_\(kind)", count: mean.count,
@@ -127,6 +142,10 @@ extension OpenCLBackend {
         let (inputSize, overflow) = rows.multipliedReportingOverflow(by: width)
         guard !overflow else { throw LatentError.invalidArgument("\(op): sizes overflow") }
         try Check.count(input, inputSize, "input", op)
+        if reproducible {
+            return try reproducibleNearestEntry(input: input, codebook: codebook, indices: indices, rows: rows,
+                                                entries: entries, width: width)
+        }
         try withLock {
             try enqueue(.reduce, "nearest_codebook", global: [rows], [
                 .view(input), .view(codebook), .view(indices), .int(rows), .int(entries), .int(width),

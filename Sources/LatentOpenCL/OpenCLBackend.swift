@@ -53,6 +53,8 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     public let profiling: Bool
     /// Profile rows per kernel name and global size (which layer's call is which).
     public let profilingBySize: Bool
+    /// Sums in double in the CPU backend's order (`OpenCLBackend+Reproducible.swift`).
+    public let reproducible: Bool
     private var pendingEvents: [(String, cl_event)] = []
     private var kernelTimes: [String: (calls: Int, nanoseconds: UInt64)] = [:]
 
@@ -65,12 +67,12 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     public var deviceName: String {
-        "\(device.name) (\(device.platformName), \(device.kind.rawValue), \(config))"
+        "\(device.name) (\(device.platformName), \(device.kind.rawValue), \(config))\(reproducible ? ", reproducible sums" : "")"
     }
 
     /// The device with index `deviceIndex` in `latent devices` order (default 0) and the
     /// configuration from the environment (`OpenCLKernelConfig.fromEnvironment`) unless given.
-    public convenience init(deviceIndex: Int? = nil, config: OpenCLKernelConfig? = nil) throws {
+    public convenience init(deviceIndex: Int? = nil, config: OpenCLKernelConfig? = nil, reproducible: Bool = false) throws {
         let found = OpenCLDiscovery.discover()
         guard !found.devices.isEmpty else {
             throw LatentError.backend(found.problem ?? "OpenCL offers no device")
@@ -79,16 +81,21 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         guard found.devices.indices.contains(index) else {
             throw LatentError.invalidArgument("there is no OpenCL device \(index); `latent devices` lists \(found.devices.count) (0...\(found.devices.count - 1))")
         }
-        try self.init(device: found.devices[index], config: config)
+        try self.init(device: found.devices[index], config: config, reproducible: reproducible)
     }
 
     /// `profiling` records the device time of every kernel (see `kernelProfile`); it adds
     /// an event per op, so it is for benchmarks, not training. `bySize` keys its rows by
     /// kernel name and global size.
+    /// `reproducible` needs double precision (cl_khr_fp64) and is refused without it.
     public init(device: OpenCLDeviceInfo, config: OpenCLKernelConfig? = nil, profiling: Bool = false,
-                bySize: Bool = false) throws {
+                bySize: Bool = false, reproducible: Bool = false) throws {
         let config = try config ?? OpenCLKernelConfig.fromEnvironment(for: device)
         try config.validate(for: device)
+        guard !reproducible || device.hasFP64 else {
+            throw LatentError.backend("--reproducible sums in double precision, which OpenCL device \(device.name) lacks (no cl_khr_fp64); use --backend cpu")
+        }
+        self.reproducible = reproducible
         self.device = device
         self.config = config
         self.profiling = profiling
@@ -255,7 +262,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Builds every program now rather than on first use (for timing and to report build errors early).
     public func buildAll() throws {
         try withLock {
-            for file in KernelFile.allCases { _ = try shared.program(file, options: options(for: file)) }
+            for file in KernelFile.allCases where file != .reproducible || device.hasFP64 {
+                _ = try shared.program(file, options: options(for: file))
+            }
             if config.gemm == .block && config.gemmRowsLarge != config.gemmRows {
                 _ = try shared.program(.gemm, options: options(for: .gemm, gemmRows: config.gemmRowsLarge))
             }

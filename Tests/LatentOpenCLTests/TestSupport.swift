@@ -11,6 +11,7 @@ enum OpenCLTestDevice {
 
     static func backend(_ variant: OpenCLKernelConfig.GemmVariant? = nil,
                         convolution: OpenCLKernelConfig.ConvolutionVariant? = nil, elementsPerItem: Int? = nil,
+                        reproducible: Bool = false,
                         file: StaticString = #filePath, line: UInt = #line) throws -> OpenCLBackend {
         guard let device = discovery.devices.first else {
             let reason = discovery.problem ?? "no OpenCL device"
@@ -25,7 +26,7 @@ enum OpenCLTestDevice {
         if let convolution { config.convolution = convolution }
         if let elementsPerItem { config.elementsPerItem = elementsPerItem }
         reportOnce(device)
-        return try OpenCLBackend(device: device, config: config)
+        return try OpenCLBackend(device: device, config: config, reproducible: reproducible)
     }
 
     /// Backends for the `FOR_ELEMENTS` kernels: the device's default run of elements per

@@ -1,0 +1,284 @@
+// Reproducible mode (`--reproducible`): every op that sums accumulates in double, in the
+// order of the CPU backend's loops in Sources/LatentCPU/CPUBackend+Reproducible.swift, and
+// rounds to float once. A product of two floats is exact in double, so the order alone fixes
+// every bit and both backends give the same floats. One work-item per output: no sum is
+// split, so a GPU runs these far below its peak; that is the price of the mode.
+// Needs cl_khr_fp64 (the host refuses the mode on a device without it).
+
+// Convolution geometry in ConvGeometry's order.
+#define GEOMETRY int batch, int cin, int h, int w, int cout, int kh, int kw, int sh, int sw, int ph, int pw, int ho, int wo
+
+// C (m x n) = alpha * sum over k ascending of A(i, k) * B(k, j) + beta * C; global (n, m).
+__kernel void repro_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                         __global const float *a, int a_off, int lda, __global const float *b, int b_off, int ldb,
+                         float beta, __global float *c, int c_off, int ldc) {
+    const int j = get_global_id(0), i = get_global_id(1);
+    if (i >= m || j >= n) return;
+    double acc = 0.0;
+    for (int kk = 0; kk < k; ++kk) {
+        const double av = trans_a ? a[a_off + kk * lda + i] : a[a_off + i * lda + kk];
+        const double bv = trans_b ? b[b_off + j * ldb + kk] : b[b_off + kk * ldb + j];
+        acc += av * bv;
+    }
+    const int at = c_off + i * ldc + j;
+    c[at] = (float)(beta == 0.0f ? (double)alpha * acc : (double)alpha * acc + (double)beta * (double)c[at]);
+}
+
+// y[n, co, oh, ow] = sum over ci, kh, kw (padding skipped) of x * w, then + bias[co].
+__kernel void repro_conv_forward(GEOMETRY, __global const float *x, int x_off, __global const float *wt, int w_off,
+                                 __global const float *bias, int bias_off, int has_bias, __global float *y, int y_off) {
+    const int e = get_global_id(0);
+    if (e >= batch * cout * ho * wo) return;
+    const int ow = e % wo, oh = (e / wo) % ho, co = (e / (wo * ho)) % cout, n = e / (wo * ho * cout);
+    double acc = 0.0;
+    for (int ci = 0; ci < cin; ++ci) {
+        for (int r = 0; r < kh; ++r) {
+            const int ih = oh * sh - ph + r;
+            if (ih < 0 || ih >= h) continue;
+            for (int s = 0; s < kw; ++s) {
+                const int iw = ow * sw - pw + s;
+                if (iw < 0 || iw >= w) continue;
+                acc += (double)wt[w_off + ((co * cin + ci) * kh + r) * kw + s] * (double)x[x_off + ((n * cin + ci) * h + ih) * w + iw];
+            }
+        }
+    }
+    if (has_bias) acc += (double)bias[bias_off + co];
+    y[y_off + e] = (float)acc;
+}
+
+// dx[n, ci, ih, iw] = sum over co, kh, kw (the one (oh, ow) each tap meets) of dy * w, then
+// + bias[ci] (a transposed convolution's forward pass), then + the old dx when accumulating.
+__kernel void repro_conv_backward_data(GEOMETRY, __global const float *dy, int dy_off, __global const float *wt, int w_off,
+                                       __global const float *bias, int bias_off, int has_bias,
+                                       __global float *dx, int dx_off, int accumulate) {
+    const int e = get_global_id(0);
+    if (e >= batch * cin * h * w) return;
+    const int iw = e % w, ih = (e / w) % h, ci = (e / (w * h)) % cin, n = e / (w * h * cin);
+    double acc = 0.0;
+    for (int co = 0; co < cout; ++co) {
+        for (int r = 0; r < kh; ++r) {
+            const int th = ih + ph - r;
+            if (th < 0 || th % sh != 0 || th / sh >= ho) continue;
+            const int oh = th / sh;
+            for (int s = 0; s < kw; ++s) {
+                const int tw = iw + pw - s;
+                if (tw < 0 || tw % sw != 0 || tw / sw >= wo) continue;
+                acc += (double)wt[w_off + ((co * cin + ci) * kh + r) * kw + s] * (double)dy[dy_off + ((n * cout + co) * ho + oh) * wo + tw / sw];
+            }
+        }
+    }
+    if (has_bias) acc += (double)bias[bias_off + ci];
+    if (accumulate) acc += (double)dx[dx_off + e];
+    dx[dx_off + e] = (float)acc;
+}
+
+// dw[co, ci, kh, kw] = sum over n, oh, ow (padding skipped) of dy * x, then + the old dw when accumulating.
+__kernel void repro_conv_backward_weights(GEOMETRY, __global const float *x, int x_off, __global const float *dy, int dy_off,
+                                          __global float *dw, int dw_off, int accumulate) {
+    const int e = get_global_id(0);
+    if (e >= cout * cin * kh * kw) return;
+    const int s = e % kw, r = (e / kw) % kh, ci = (e / (kw * kh)) % cin, co = e / (kw * kh * cin);
+    double acc = 0.0;
+    for (int n = 0; n < batch; ++n) {
+        for (int oh = 0; oh < ho; ++oh) {
+            const int ih = oh * sh - ph + r;
+            if (ih < 0 || ih >= h) continue;
+            for (int ow = 0; ow < wo; ++ow) {
+                const int iw = ow * sw - pw + s;
+                if (iw < 0 || iw >= w) continue;
+                acc += (double)dy[dy_off + ((n * cout + co) * ho + oh) * wo + ow] * (double)x[x_off + ((n * cin + ci) * h + ih) * w + iw];
+            }
+        }
+    }
+    if (accumulate) acc += (double)dw[dw_off + e];
+    dw[dw_off + e] = (float)acc;
+}
+
+// One work-item per channel c, over (n, s) in order: the mean, the biased variance as the mean
+// of (x - mean)^2, invstd = 1 / sqrt(var + eps); y = (x - mean) * invstd * gamma + beta.
+// momentum and eps arrive as the bits of doubles.
+__kernel void repro_batchnorm_training(__global const float *x, int x_off, __global float *y, int y_off,
+                                       __global const float *gamma, int gamma_off, __global const float *beta, int beta_off,
+                                       __global float *rmean, int rmean_off, __global float *rvar, int rvar_off,
+                                       __global float *smean, int smean_off, __global float *sinv, int sinv_off,
+                                       int batch, int channels, int spatial, ulong momentum_bits, ulong eps_bits) {
+    const int c = get_global_id(0);
+    if (c >= channels) return;
+    const double momentum = as_double(momentum_bits), eps = as_double(eps_bits);
+    const double count = (double)(batch * spatial);
+    double sum = 0.0;
+    for (int n = 0; n < batch; ++n)
+        for (int s = 0; s < spatial; ++s) sum += (double)x[x_off + (n * channels + c) * spatial + s];
+    const double mean = sum / count;
+    double squares = 0.0;
+    for (int n = 0; n < batch; ++n)
+        for (int s = 0; s < spatial; ++s) {
+            const double d = (double)x[x_off + (n * channels + c) * spatial + s] - mean;
+            squares += d * d;
+        }
+    const double variance = squares / count;
+    const double inv = 1.0 / sqrt(variance + eps);
+    smean[smean_off + c] = (float)mean;
+    sinv[sinv_off + c] = (float)inv;
+    rmean[rmean_off + c] = (float)(momentum * mean + (1.0 - momentum) * (double)rmean[rmean_off + c]);
+    rvar[rvar_off + c] = (float)(momentum * (variance * count / (count - 1.0)) + (1.0 - momentum) * (double)rvar[rvar_off + c]);
+    const double g = gamma[gamma_off + c], b = beta[beta_off + c];
+    for (int n = 0; n < batch; ++n)
+        for (int s = 0; s < spatial; ++s) {
+            const int at = (n * channels + c) * spatial + s;
+            y[y_off + at] = (float)(((double)x[x_off + at] - mean) * inv * g + b);
+        }
+}
+
+// y = (x - running mean) * (1 / sqrt(running var + eps)) * gamma + beta, one work-item per element.
+__kernel void repro_batchnorm_inference(__global const float *x, int x_off, __global float *y, int y_off,
+                                        __global const float *gamma, int gamma_off, __global const float *beta, int beta_off,
+                                        __global const float *rmean, int rmean_off, __global const float *rvar, int rvar_off,
+                                        int batch, int channels, int spatial, ulong eps_bits) {
+    const int e = get_global_id(0);
+    if (e >= batch * channels * spatial) return;
+    const int c = (e / spatial) % channels;
+    const double inv = 1.0 / sqrt((double)rvar[rvar_off + c] + as_double(eps_bits));
+    y[y_off + e] = (float)(((double)x[x_off + e] - (double)rmean[rmean_off + c]) * inv * (double)gamma[gamma_off + c]
+                           + (double)beta[beta_off + c]);
+}
+
+// One work-item per channel, over (n, s) in order, from the saved mean and invstd:
+// sum = sum(dy), dot = sum((x - mean) * dy); dx = (dy - sum / M - (x - mean) * (dot * invstd^2 / M)) * invstd * gamma;
+// dgamma (+)= dot * invstd, dbeta (+)= sum.
+__kernel void repro_batchnorm_backward(__global const float *dy, int dy_off, __global const float *x, int x_off,
+                                       __global const float *gamma, int gamma_off,
+                                       __global const float *smean, int smean_off, __global const float *sinv, int sinv_off,
+                                       __global float *dx, int dx_off, __global float *dgamma, int dgamma_off,
+                                       __global float *dbeta, int dbeta_off, int batch, int channels, int spatial, int accumulate) {
+    const int c = get_global_id(0);
+    if (c >= channels) return;
+    const double count = (double)(batch * spatial);
+    const double mean = smean[smean_off + c], inv = sinv[sinv_off + c];
+    double sum = 0.0, dot = 0.0;
+    for (int n = 0; n < batch; ++n)
+        for (int s = 0; s < spatial; ++s) {
+            const int at = (n * channels + c) * spatial + s;
+            const double d = dy[dy_off + at];
+            sum += d;
+            dot += ((double)x[x_off + at] - mean) * d;
+        }
+    const double grad_mean = sum / count, k = dot * inv * inv / count;
+    const double g = gamma[gamma_off + c];
+    for (int n = 0; n < batch; ++n)
+        for (int s = 0; s < spatial; ++s) {
+            const int at = (n * channels + c) * spatial + s;
+            const double centred = (double)x[x_off + at] - mean;
+            dx[dx_off + at] = (float)(((double)dy[dy_off + at] - grad_mean - centred * k) * inv * g);
+        }
+    dgamma[dgamma_off + c] = (float)(accumulate ? dot * inv + (double)dgamma[dgamma_off + c] : dot * inv);
+    dbeta[dbeta_off + c] = (float)(accumulate ? sum + (double)dbeta[dbeta_off + c] : sum);
+}
+
+// out[c] (+)= sum over n, s in order of x[n, c, s]; one work-item per channel.
+__kernel void repro_channel_sum(__global const float *x, int x_off, int batch, int channels, int spatial,
+                                __global float *out, int out_off, int accumulate) {
+    const int c = get_global_id(0);
+    if (c >= channels) return;
+    double sum = 0.0;
+    for (int n = 0; n < batch; ++n)
+        for (int s = 0; s < spatial; ++s) sum += (double)x[x_off + (n * channels + c) * spatial + s];
+    out[out_off + c] = (float)(accumulate ? sum + (double)out[out_off + c] : sum);
+}
+
+// out[0] = sum of x in index order; a single work-item.
+__kernel void repro_sum(__global const float *x, int x_off, int n, __global float *out, int out_off) {
+    if (get_global_id(0) != 0) return;
+    double total = 0.0;
+    for (int i = 0; i < n; ++i) total += (double)x[x_off + i];
+    out[out_off] = (float)total;
+}
+
+// Loss kinds: 0 BCE, 1 BCE with logits, 2 MSE, 3 L1 (LossKind's order).
+inline double repro_loss_term(int kind, double p, double t) {
+    switch (kind) {
+    case 0: {
+        const double log_p = log(p), log_1mp = log1p(-p);
+        return (t - 1.0) * (log_1mp < -100.0 ? -100.0 : log_1mp) - t * (log_p < -100.0 ? -100.0 : log_p);
+    }
+    case 1: return (p > 0.0 ? p : 0.0) - p * t + log1p(exp(-fabs(p)));
+    case 2: { const double d = p - t; return d * d; }
+    default: return fabs(p - t);
+    }
+}
+
+// out[0] = the loss summed in index order (divided by n for a mean); a single work-item.
+__kernel void repro_loss_forward(int kind, __global const float *p, int p_off, __global const float *t, int t_off,
+                                 int n, int mean, __global float *out, int out_off) {
+    if (get_global_id(0) != 0) return;
+    double total = 0.0;
+    for (int i = 0; i < n; ++i) total += repro_loss_term(kind, p[p_off + i], t[t_off + i]);
+    out[out_off] = (float)(mean ? (n == 0 ? NAN : total / (double)n) : total);
+}
+
+// g (+)= scale * d(loss)/d(p) (/ n for a mean), one rounding; scale arrives as a float.
+__kernel void repro_loss_backward(int kind, __global const float *p, int p_off, __global const float *t, int t_off,
+                                  __global float *g, int g_off, float scale, int mean, int accumulate, int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const double x = p[p_off + i], y = t[t_off + i], sc = scale;
+    double v;
+    switch (kind) {
+    case 0: {
+        const double denominator = (1.0 - x) * x;
+        v = sc * (x - y) / (denominator < 1e-12 ? 1e-12 : denominator);
+        break;
+    }
+    case 1: v = (1.0 / (1.0 + exp(-x)) - y) * sc; break;
+    case 2: v = 2.0 * (x - y) * sc; break;
+    default: v = (x > y ? 1.0 : (x < y ? -1.0 : 0.0)) * sc;
+    }
+    if (mean) v /= (double)n;
+    if (accumulate) v += (double)g[g_off + i];
+    g[g_off + i] = (float)v;
+}
+
+// out[0] = the KL term summed in index order; parameterisations 0 log-variance, 1 log-std, 2 std.
+__kernel void repro_kl_forward(int parameterization, __global const float *mu, int mu_off, __global const float *p, int p_off,
+                               int n, __global float *out, int out_off) {
+    if (get_global_id(0) != 0) return;
+    double total = 0.0;
+    for (int i = 0; i < n; ++i) {
+        const double m = mu[mu_off + i], q = p[p_off + i];
+        switch (parameterization) {
+        case 0: total += 1.0 + q - m * m - exp(q); break;
+        case 1: total += 1.0 + 2.0 * q - m * m - exp(2.0 * q); break;
+        default: total += 0.5 * (q * q + m * m - 1.0) - log(q);
+        }
+    }
+    out[out_off] = (float)(parameterization == 2 ? total : -0.5 * total);
+}
+
+// y = alpha * x + beta * y with one rounding (beta 0: y not read).
+__kernel void repro_axpby(float alpha, __global const float *x, int x_off, float beta, __global float *y, int y_off, int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const double value = (double)alpha * (double)x[x_off + i];
+    y[y_off + i] = (float)(beta == 0.0f ? value : value + (double)beta * (double)y[y_off + i]);
+}
+
+// indices[r] = the entry with the least sum over i in order of (x - e)^2; ties to the lowest index.
+__kernel void repro_nearest_codebook(__global const float *x, int x_off, __global const float *table, int table_off,
+                                     __global float *indices, int indices_off, int rows, int entries, int width) {
+    const int r = get_global_id(0);
+    if (r >= rows) return;
+    double best = INFINITY;
+    int best_index = 0;
+    for (int e = 0; e < entries; ++e) {
+        double distance = 0.0;
+        for (int i = 0; i < width; ++i) {
+            const double d = (double)x[x_off + r * width + i] - (double)table[table_off + e * width + i];
+            distance += d * d;
+        }
+        if (distance < best) {
+            best = distance;
+            best_index = e;
+        }
+    }
+    indices[indices_off + r] = (float)best_index;
+}
