@@ -74,6 +74,7 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
 
     public var name: String { inner.name }
     public var deviceName: String { inner.deviceName }
+    public var reproducible: Bool { inner.reproducible }
 
     public func makeBuffer(count: Int) throws -> any DeviceBuffer { try inner.makeBuffer(count: count) }
 

@@ -43,6 +43,9 @@ public protocol Backend: AnyObject, Sendable {
     var name: String { get }
     /// A human-readable description of the device the ops run on.
     var deviceName: String { get }
+    /// Whether the ops that sum accumulate in Double in one fixed order and round once, so
+    /// that every backend gives the same floats (`--reproducible`).
+    var reproducible: Bool { get }
 
     // MARK: Memory
     func makeBuffer(count: Int) throws -> any DeviceBuffer

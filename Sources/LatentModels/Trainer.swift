@@ -14,6 +14,8 @@ public struct EpochMetrics: Sendable {
     /// The process's resident memory when the epoch ended (Linux), recorded as `rss_mb` so a
     /// long run shows whether memory grows (docs/RELIABILITY.md's soak).
     public var residentMegabytes: Double?
+    /// The backend summed reproducibly (`--reproducible`); recorded only when true.
+    public var reproducible = false
 
     public func value(_ name: String, test: Bool = false) -> Double? {
         (test ? self.test : train).first { $0.name == name }?.value
@@ -31,6 +33,7 @@ public struct EpochMetrics: Sendable {
         fields.append(("backend", "\"\(backend)\""))
         fields.append(("seconds", Self.number(seconds)))
         if let residentMegabytes { fields.append(("rss_mb", String(format: "%.1f", residentMegabytes))) }
+        if reproducible { fields.append(("reproducible", "true")) }
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }
 
@@ -165,7 +168,7 @@ public final class Trainer {
                                        test: Array(zip(model.lossTermNames, testTerms)).map { (name: $0.0, value: $0.1) },
                                        imagesPerSecond: Double(images) / max(trainSeconds, 1e-9),
                                        seconds: Timing.seconds(clock.now - start), backend: backend.name,
-                                       residentMegabytes: EpochMetrics.residentMegabytes())
+                                       residentMegabytes: EpochMetrics.residentMegabytes(), reproducible: backend.reproducible)
             let samplePath = try writeSamples(epoch: epoch)
             let metricsEnd = try appendMetrics(metrics)
             do {

@@ -22,6 +22,9 @@ struct BackendOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Threads for the CPU backend (default: all cores).", valueName: "N"))
     var threads: Int?
 
+    @Flag(help: ArgumentHelp("Sum in double precision in one fixed order (GEMM, convolutions, batch norm, losses), so that the CPU and OpenCL backends and any thread count give the same numbers to the bit; several times slower. OpenCL needs a device with doubles. Env: LATENT_REPRODUCIBLE=1."))
+    var reproducible = false
+
     func validate() throws {
         if let threads, threads < 1 || threads > 1024 {
             throw ValidationError("--threads must be between 1 and 1024, got \(threads)")
@@ -41,6 +44,17 @@ struct BackendOptions: ParsableArguments {
             return kind
         }
         return .auto
+    }
+
+    /// `--reproducible`, or `LATENT_REPRODUCIBLE` set to 1, true or yes.
+    func requestedReproducible() throws -> Bool {
+        if reproducible { return true }
+        guard let value = ProcessInfo.processInfo.environment["LATENT_REPRODUCIBLE"]?.lowercased(), !value.isEmpty else { return false }
+        switch value {
+        case "1", "true", "yes": return true
+        case "0", "false", "no": return false
+        default: throw LatentError.invalidArgument("LATENT_REPRODUCIBLE=\(value) is not one of 1, 0, true, false, yes, no")
+        }
     }
 
     /// The requested OpenCL device index: `--device`, else `LATENT_OPENCL_DEVICE`, else nil.
@@ -63,10 +77,17 @@ struct BackendOptions: ParsableArguments {
     /// - `opencl`: device `--device N` (default 0, PoCL on a machine without a GPU); an
     ///   error when OpenCL is unavailable or there is no such device.
     func makeBackend() throws -> (backend: any Backend, reason: String) {
+        let made = try makeBackendOfKind()
+        return (made.backend, made.reason + (try requestedReproducible() ? "; reproducible sums (double precision, fixed order)" : ""))
+    }
+
+    private func makeBackendOfKind() throws -> (backend: any Backend, reason: String) {
         let deviceIndex = try requestedDevice()
+        let reproducible = try requestedReproducible()
+        func cpu() -> CPUBackend { CPUBackend(threads: threads, reproducible: reproducible) }
         switch try requestedKind() {
         case .cpu:
-            return (CPUBackend(threads: threads), "cpu: requested with --backend cpu")
+            return (cpu(), "cpu: requested with --backend cpu")
         case .auto:
             let found = OpenCLDiscovery.discover()
             let candidate: OpenCLDeviceInfo?
@@ -89,13 +110,13 @@ struct BackendOptions: ParsableArguments {
             }
             if let gpu = candidate {
                 do {
-                    let backend = try OpenCLBackend(device: gpu)
+                    let backend = try OpenCLBackend(device: gpu, reproducible: reproducible)
                     return (backend, "opencl: auto chose GPU \(gpu.index), \(gpu.name)")
                 } catch {
-                    return (CPUBackend(threads: threads), "cpu: auto found GPU \(gpu.index) (\(gpu.name)) but it did not start: \(error)")
+                    return (cpu(), "cpu: auto found GPU \(gpu.index) (\(gpu.name)) but it did not start: \(error)")
                 }
             }
-            return (CPUBackend(threads: threads), "cpu: auto found no OpenCL GPU (\(why))")
+            return (cpu(), "cpu: auto found no OpenCL GPU (\(why))")
         case .opencl:
             let found = OpenCLDiscovery.discover()
             if let problem = found.problem {
@@ -106,7 +127,7 @@ struct BackendOptions: ParsableArguments {
                 throw LatentError.invalidArgument("there is no OpenCL device \(index); `latent devices` lists \(found.devices.count) (0...\(found.devices.count - 1))")
             }
             let chosen = found.devices[index]
-            let backend = try OpenCLBackend(device: chosen)
+            let backend = try OpenCLBackend(device: chosen, reproducible: reproducible)
             let source = deviceIndex == nil ? "the first device" : "device \(index)"
             return (backend, "opencl: requested with --backend opencl, \(source): \(chosen.kind.rawValue) \(chosen.name)")
         }

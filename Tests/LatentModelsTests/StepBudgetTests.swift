@@ -19,6 +19,7 @@ final class CountingBackend: Backend, @unchecked Sendable {
 
     var name: String { inner.name }
     var deviceName: String { inner.deviceName }
+    var reproducible: Bool { inner.reproducible }
 
     func makeBuffer(count: Int) throws -> any DeviceBuffer {
         lock.withLock { counts.buffers += 1 }
