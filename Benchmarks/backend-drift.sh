@@ -4,7 +4,9 @@
 # its convolution algorithms, all against the CPU backend's default run: per tensor,
 # ||a - b|| / ||b|| over the checkpoints' parameters and running variances (the conv biases a
 # batch norm removes, whose gradient is rounding noise, the running means and the optimizer
-# state left out), worst six tensors per run. See docs/OPENCL.md, "Parity after several Adam steps".
+# state left out), worst six tensors per run; then the same steps in reproducible mode
+# (`--reproducible`) on both backends, whose checkpoints must be identical to the byte.
+# See docs/OPENCL.md, "Parity after several Adam steps".
 #   Benchmarks/backend-drift.sh [STEPS]     (default 5; needs numpy and MNIST where `latent data info` finds it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,14 +14,16 @@ steps="${1:-5}"
 swift build -c release --product latent >/dev/null
 latent=.build/release/latent
 out=$(mktemp -d)
-run() { # NAME BACKEND [LATENT_CPU_CONV]
+run() { # NAME BACKEND [LATENT_CPU_CONV] [more options]
     LATENT_CPU_CONV="${3:-}" "$latent" train vae-conv --epochs 1 --limit $((64 * steps)) --batch-size 64 --seed 0 \
-        --backend "$2" --threads 2 --out "$out/$1" --quiet
+        --backend "$2" --threads 2 --out "$out/$1" --quiet "${@:4}"
 }
 run cpu cpu
 run cpu-batch-inner cpu batch-inner
 run cpu-im2col cpu im2col
 run opencl opencl
+run cpu-reproducible cpu "" --reproducible
+run opencl-reproducible opencl "" --reproducible
 python3 - "$out" <<'PY'
 import json, struct, sys
 import numpy as np
@@ -32,10 +36,16 @@ def load(name):
             for k, v in header.items() if k != "__metadata__"}
 skip = {"encoder.0.bias", "encoder.3.bias", "encoder.6.bias"}
 reference = load("cpu")
-for name in ["cpu-batch-inner", "cpu-im2col", "opencl"]:
+for name in ["cpu-batch-inner", "cpu-im2col", "opencl", "cpu-reproducible"]:
     other = load(name)
     gaps = sorted(((np.linalg.norm(other[k] - v) / max(np.linalg.norm(v), 1e-30), k) for k, v in reference.items()
                    if not k.startswith("optimizer") and k not in skip
                    and not k.endswith(("running_mean", "num_batches_tracked"))), reverse=True)
     print(f"{name:16} against cpu: " + ", ".join(f"{k} {g:.1e}" for g, k in gaps[:6]))
 PY
+if cmp -s "$out/cpu-reproducible/checkpoint.safetensors" "$out/opencl-reproducible/checkpoint.safetensors"; then
+    echo "reproducible mode: the CPU and OpenCL checkpoints are identical to the byte"
+else
+    echo "reproducible mode: the CPU and OpenCL checkpoints DIFFER" >&2
+    exit 1
+fi
