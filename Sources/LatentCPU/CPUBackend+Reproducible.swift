@@ -46,78 +46,88 @@ extension CPUBackend {
     }
 
     // y[n, co, oh, ow] = sum over ci, kh, kw (in that order, padding skipped) of x * w, then + bias[co].
+    // Vectorised across co: the weights as (ci, kh, kw) rows of Cout Doubles.
     func reproducibleConvForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                                  bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
+        let taps = g.kernelHeight * g.kernelWidth, depth = g.inChannels * taps, channels = g.outChannels
+        let rows = Self.doubles(depth * channels) { wT in
+            for co in 0..<channels {
+                for d in 0..<depth { wT[d * channels + co] = Double(w[co * depth + d]) }
+            }
+        }
+        defer { rows.deallocate() }
         let plane = g.outHeight * g.outWidth
-        forEachItemRange(count: g.batch * g.outChannels, costPerItem: plane * g.inChannels * g.kernelHeight * g.kernelWidth) { items in
-            let acc = UnsafeMutablePointer<Double>.allocate(capacity: plane)
+        forEachItemRange(count: g.batch * g.outHeight, costPerItem: g.outWidth * depth * channels) { items in
+            let acc = UnsafeMutablePointer<Double>.allocate(capacity: channels)
             defer { acc.deallocate() }
             for item in items {
-                let n = item / g.outChannels, co = item % g.outChannels
-                acc.initialize(repeating: 0, count: plane)
-                for ci in 0..<g.inChannels {
-                    let image = x + (n * g.inChannels + ci) * g.inHeight * g.inWidth
-                    for kh in 0..<g.kernelHeight {
-                        for kw in 0..<g.kernelWidth {
-                            let wv = Double(w[((co * g.inChannels + ci) * g.kernelHeight + kh) * g.kernelWidth + kw])
-                            let columns = Self.validOutputs(kernel: kw, stride: g.strideWidth, pad: g.padWidth,
-                                                            input: g.inWidth, output: g.outWidth)
-                            guard !columns.isEmpty else { continue }
-                            for oh in 0..<g.outHeight {
-                                let ih = oh * g.strideHeight - g.padHeight + kh
-                                guard ih >= 0, ih < g.inHeight else { continue }
-                                let row = image + ih * g.inWidth, out = acc + oh * g.outWidth
-                                for ow in columns {
-                                    out[ow] += wv * Double(row[ow * g.strideWidth - g.padWidth + kw])
-                                }
+                let n = item / g.outHeight, oh = item % g.outHeight
+                for ow in 0..<g.outWidth {
+                    acc.initialize(repeating: 0, count: channels)
+                    for ci in 0..<g.inChannels {
+                        let image = x + (n * g.inChannels + ci) * g.inHeight * g.inWidth
+                        for kh in 0..<g.kernelHeight {
+                            let ih = oh * g.strideHeight - g.padHeight + kh
+                            guard ih >= 0, ih < g.inHeight else { continue }
+                            for kw in 0..<g.kernelWidth {
+                                let iw = ow * g.strideWidth - g.padWidth + kw
+                                guard iw >= 0, iw < g.inWidth else { continue }
+                                Self.addScaled(acc, Double(image[ih * g.inWidth + iw]), rows + ((ci * g.kernelHeight + kh) * g.kernelWidth + kw) * channels, channels)
                             }
                         }
                     }
+                    let destination = y + n * channels * plane + oh * g.outWidth + ow
+                    for co in 0..<channels {
+                        destination[co * plane] = Float(bias.map { acc[co] + Double($0[co]) } ?? acc[co])
+                    }
                 }
-                let shift = bias.map { Double($0[co]) }
-                let destination = y + item * plane
-                for i in 0..<plane { destination[i] = Float(shift.map { acc[i] + $0 } ?? acc[i]) }
             }
         }
     }
 
     // dx[n, ci, ih, iw] = sum over co, kh, kw (in that order; the one (oh, ow) each tap meets)
     // of dy * w, then + bias[ci], then + the old dx when accumulating.
+    // Vectorised across ci: the weights as (co, kh, kw) rows of Cin Doubles.
     func reproducibleConvBackwardData(_ g: ConvGeometry, dy: UnsafePointer<Float>, w: UnsafePointer<Float>,
                                       bias: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let taps = g.kernelHeight * g.kernelWidth, channels = g.inChannels
+        let rows = Self.doubles(g.outChannels * taps * channels) { w2 in
+            for co in 0..<g.outChannels {
+                for ci in 0..<channels {
+                    for t in 0..<taps { w2[(co * taps + t) * channels + ci] = Double(w[(co * channels + ci) * taps + t]) }
+                }
+            }
+        }
+        defer { rows.deallocate() }
         let plane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth
-        forEachItemRange(count: g.batch * g.inChannels, costPerItem: outPlane * g.outChannels * g.kernelHeight * g.kernelWidth) { items in
-            let acc = UnsafeMutablePointer<Double>.allocate(capacity: plane)
+        forEachItemRange(count: g.batch * g.inHeight, costPerItem: g.inWidth * g.outChannels * taps * channels) { items in
+            let acc = UnsafeMutablePointer<Double>.allocate(capacity: channels)
             defer { acc.deallocate() }
             for item in items {
-                let n = item / g.inChannels, ci = item % g.inChannels
-                acc.initialize(repeating: 0, count: plane)
-                for co in 0..<g.outChannels {
-                    let gradient = dy + (n * g.outChannels + co) * outPlane
-                    for kh in 0..<g.kernelHeight {
-                        for kw in 0..<g.kernelWidth {
-                            let wv = Double(w[((co * g.inChannels + ci) * g.kernelHeight + kh) * g.kernelWidth + kw])
-                            let columns = Self.validOutputs(kernel: kw, stride: g.strideWidth, pad: g.padWidth,
-                                                            input: g.inWidth, output: g.outWidth)
-                            guard !columns.isEmpty else { continue }
-                            for oh in 0..<g.outHeight {
-                                let ih = oh * g.strideHeight - g.padHeight + kh
-                                guard ih >= 0, ih < g.inHeight else { continue }
-                                let row = acc + ih * g.inWidth, source = gradient + oh * g.outWidth
-                                for ow in columns {
-                                    row[ow * g.strideWidth - g.padWidth + kw] += wv * Double(source[ow])
-                                }
+                let n = item / g.inHeight, ih = item % g.inHeight
+                for iw in 0..<g.inWidth {
+                    acc.initialize(repeating: 0, count: channels)
+                    for co in 0..<g.outChannels {
+                        let gradient = dy + (n * g.outChannels + co) * outPlane
+                        for kh in 0..<g.kernelHeight {
+                            let th = ih + g.padHeight - kh
+                            guard th >= 0, th % g.strideHeight == 0, th / g.strideHeight < g.outHeight else { continue }
+                            let oh = th / g.strideHeight
+                            for kw in 0..<g.kernelWidth {
+                                let tw = iw + g.padWidth - kw
+                                guard tw >= 0, tw % g.strideWidth == 0, tw / g.strideWidth < g.outWidth else { continue }
+                                Self.addScaled(acc, Double(gradient[oh * g.outWidth + tw / g.strideWidth]),
+                                               rows + ((co * g.kernelHeight + kh) * g.kernelWidth + kw) * channels, channels)
                             }
                         }
                     }
-                }
-                let shift = bias.map { Double($0[ci]) }
-                let destination = dx + item * plane
-                for i in 0..<plane {
-                    var v = acc[i]
-                    if let shift { v += shift }
-                    if accumulate { v += Double(destination[i]) }
-                    destination[i] = Float(v)
+                    let destination = dx + n * channels * plane + ih * g.inWidth + iw
+                    for ci in 0..<channels {
+                        var v = acc[ci]
+                        if let bias { v += Double(bias[ci]) }
+                        if accumulate { v += Double(destination[ci * plane]) }
+                        destination[ci * plane] = Float(v)
+                    }
                 }
             }
         }
@@ -125,44 +135,68 @@ extension CPUBackend {
 
     // dw[co, ci, kh, kw] = sum over n, oh, ow (in that order, padding skipped) of dy * x,
     // then + the old dw when accumulating.
+    // Vectorised across ci: the input as (n, ih, iw) rows of Cin Doubles.
     func reproducibleConvBackwardWeights(_ g: ConvGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                          dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let taps = g.kernelHeight * g.kernelWidth, outPlane = g.outHeight * g.outWidth
-        let columnRanges = (0..<g.kernelWidth).map {
-            Self.validOutputs(kernel: $0, stride: g.strideWidth, pad: g.padWidth, input: g.inWidth, output: g.outWidth)
-        }
-        forEachItemRange(count: g.outChannels * g.inChannels, costPerItem: g.batch * outPlane * taps) { items in
-            let acc = UnsafeMutablePointer<Double>.allocate(capacity: taps)
-            defer { acc.deallocate() }
-            for item in items {
-                let co = item / g.inChannels, ci = item % g.inChannels
-                acc.initialize(repeating: 0, count: taps)
-                // Each tap's own sum runs over (n, oh, ow) in order; the taps interleave.
-                for n in 0..<g.batch {
-                    let gradient = dy + (n * g.outChannels + co) * outPlane
-                    let image = x + (n * g.inChannels + ci) * g.inHeight * g.inWidth
-                    for oh in 0..<g.outHeight {
-                        for kh in 0..<g.kernelHeight {
-                            let ih = oh * g.strideHeight - g.padHeight + kh
-                            guard ih >= 0, ih < g.inHeight else { continue }
-                            let row = image + ih * g.inWidth, source = gradient + oh * g.outWidth
-                            for kw in 0..<g.kernelWidth {
-                                let tap = acc + kh * g.kernelWidth + kw
-                                var sum = tap.pointee
-                                for ow in columnRanges[kw] {
-                                    sum += Double(source[ow]) * Double(row[ow * g.strideWidth - g.padWidth + kw])
-                                }
-                                tap.pointee = sum
-                            }
-                        }
-                    }
-                }
-                let destination = dw + item * taps
-                for t in 0..<taps {
-                    destination[t] = Float(accumulate ? acc[t] + Double(destination[t]) : acc[t])
+        let taps = g.kernelHeight * g.kernelWidth, channels = g.inChannels
+        let plane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth
+        let rows = Self.doubles(g.batch * plane * channels) { xT in
+            for n in 0..<g.batch {
+                for ci in 0..<channels {
+                    let image = x + (n * channels + ci) * plane
+                    for p in 0..<plane { xT[(n * plane + p) * channels + ci] = Double(image[p]) }
                 }
             }
         }
+        defer { rows.deallocate() }
+        forEachItemRange(count: g.outChannels * taps, costPerItem: g.batch * outPlane * channels) { items in
+            let acc = UnsafeMutablePointer<Double>.allocate(capacity: channels)
+            defer { acc.deallocate() }
+            for item in items {
+                let co = item / taps, kh = (item % taps) / g.kernelWidth, kw = item % g.kernelWidth
+                acc.initialize(repeating: 0, count: channels)
+                for n in 0..<g.batch {
+                    let gradient = dy + (n * g.outChannels + co) * outPlane
+                    for oh in 0..<g.outHeight {
+                        let ih = oh * g.strideHeight - g.padHeight + kh
+                        guard ih >= 0, ih < g.inHeight else { continue }
+                        for ow in 0..<g.outWidth {
+                            let iw = ow * g.strideWidth - g.padWidth + kw
+                            guard iw >= 0, iw < g.inWidth else { continue }
+                            Self.addScaled(acc, Double(gradient[oh * g.outWidth + ow]),
+                                           rows + ((n * g.inHeight + ih) * g.inWidth + iw) * channels, channels)
+                        }
+                    }
+                }
+                for ci in 0..<channels {
+                    let at = (co * channels + ci) * taps + kh * g.kernelWidth + kw
+                    dw[at] = Float(accumulate ? acc[ci] + Double(dw[at]) : acc[ci])
+                }
+            }
+        }
+    }
+
+    /// `acc[i] += scale * row[i]` for `i < count`: independent sums, one more term each.
+    @inline(__always)
+    static func addScaled(_ acc: UnsafeMutablePointer<Double>, _ scale: Double, _ row: UnsafePointer<Double>, _ count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            let a = UnsafeRawPointer(acc + i).loadUnaligned(as: SIMD8<Double>.self)
+            let r = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Double>.self)
+            UnsafeMutableRawPointer(acc + i).storeBytes(of: a + scale * r, as: SIMD8<Double>.self)
+            i += 8
+        }
+        while i < count {
+            acc[i] += scale * row[i]
+            i += 1
+        }
+    }
+
+    /// `count` Doubles filled by `fill`; the caller deallocates them.
+    static func doubles(_ count: Int, _ fill: (UnsafeMutablePointer<Double>) -> Void) -> UnsafeMutablePointer<Double> {
+        let pointer = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, count))
+        fill(pointer)
+        return pointer
     }
 
     /// The output columns `ow` whose input column `ow * stride - pad + kernel` lies inside the image.
