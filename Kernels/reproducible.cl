@@ -54,16 +54,21 @@ __kernel void repro_conv_backward_data(GEOMETRY, __global const float *dy, int d
     const int e = get_global_id(0);
     if (e >= batch * cin * h * w) return;
     const int iw = e % w, ih = (e / w) % h, ci = (e / (w * h)) % cin, n = e / (w * h * cin);
+    // Only taps r = (ih + ph) mod sh + j * sh meet an output row (likewise s); ascending as the CPU's.
+    const int r0 = (ih + ph) % sh, s0 = (iw + pw) % sw;
     double acc = 0.0;
     for (int co = 0; co < cout; ++co) {
-        for (int r = 0; r < kh; ++r) {
+        for (int r = r0; r < kh; r += sh) {
             const int th = ih + ph - r;
-            if (th < 0 || th % sh != 0 || th / sh >= ho) continue;
+            if (th < 0) break;
             const int oh = th / sh;
-            for (int s = 0; s < kw; ++s) {
+            if (oh >= ho) continue;
+            for (int s = s0; s < kw; s += sw) {
                 const int tw = iw + pw - s;
-                if (tw < 0 || tw % sw != 0 || tw / sw >= wo) continue;
-                acc += (double)wt[w_off + ((co * cin + ci) * kh + r) * kw + s] * (double)dy[dy_off + ((n * cout + co) * ho + oh) * wo + tw / sw];
+                if (tw < 0) break;
+                const int ow = tw / sw;
+                if (ow >= wo) continue;
+                acc += (double)wt[w_off + ((co * cin + ci) * kh + r) * kw + s] * (double)dy[dy_off + ((n * cout + co) * ho + oh) * wo + ow];
             }
         }
     }
