@@ -152,7 +152,7 @@ final class DeviceContext: @unchecked Sendable {
         // back while building, so a failure is the one line below, and passed on otherwise.
         let (buildStatus, compilerOutput) = StderrCapture.run { latent_clBuildProgram(program, 1, &id, options, nil, nil) }
         guard buildStatus == CL_SUCCESS else {
-            let log = buildLog(program)
+            let log = Self.namingOurLines(buildLog(program), source: source)
             _ = latent_clReleaseProgram(program)
             StderrCapture.pass(compilerOutput.split(separator: "\n").filter { line in
                 !line.contains("generated.") && !log.contains(line.trimmingCharacters(in: .whitespaces))
@@ -164,14 +164,58 @@ final class DeviceContext: @unchecked Sendable {
         return program
     }
 
-    /// A build log on one line: its error lines (all lines when none says "error"), joined
-    /// with " | " and cut at 2,000 characters.
+    /// A build log on one line: its error lines, with the lines that point into our sources
+    /// when no error line does (all lines when there are none), joined with " | " and cut at
+    /// 2,000 characters.
+    /// NVIDIA's "kernel, so overriding noinline" notes, one per kernel, are left out.
     static func condensed(_ log: String) -> String {
-        let lines = log.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let errors = lines.filter { $0.localizedCaseInsensitiveContains("error") && !$0.hasSuffix("generated.") }
+        let lines = log.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.contains("so overriding noinline attribute") }
+        let isError = { (line: String) in
+            (line.localizedCaseInsensitiveContains("error") || line.contains("fatal")) && !line.hasSuffix("generated.")
+        }
+        // A link error (NVIDIA's "ptxas fatal") names no line: keep the located warnings then.
+        let errorsAreLocated = lines.contains { isError($0) && pointsIntoSource($0) }
+        let errors = lines.filter { isError($0) || (!errorsAreLocated && pointsIntoSource($0)) }
         let text = (errors.isEmpty ? lines : errors).joined(separator: " | ")
         if text.isEmpty { return "(empty)" }
         return text.count > 2000 ? String(text.prefix(2000)) + " …" : text
+    }
+
+    /// Whether a log line starts with a location in a kernel file (`Kernels/gemm.cl:42:7: ...`).
+    static func pointsIntoSource(_ line: String) -> Bool {
+        let head = line.prefix { $0 != " " }
+        for suffix in [".cl:", ".clh:"] {
+            if let range = head.range(of: suffix), head[range.upperBound...].first?.isNumber == true { return true }
+        }
+        return false
+    }
+
+    /// NVIDIA's compiler ignores `#line` and names lines of the text it was given
+    /// `<kernel>:LINE`; this puts our file and line there (from the `#line` markers that
+    /// `KernelSourceStore.assemble` wrote), as PoCL's log has them.
+    static func namingOurLines(_ log: String, source: String) -> String {
+        guard log.contains("<kernel>:") else { return log }
+        var markers: [(raw: Int, line: Int, file: String)] = []
+        for (index, text) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where text.hasPrefix("#line ") {
+            let parts = text.dropFirst(6).split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, let value = Int(parts[0]) else { continue }
+            markers.append((index + 1, value, parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"\r "))))
+        }
+        var result = ""
+        var rest = Substring(log)
+        while let range = rest.range(of: "<kernel>:") {
+            result += rest[..<range.lowerBound]
+            rest = rest[range.upperBound...]
+            let digits = rest.prefix { $0.isNumber }
+            guard let raw = Int(digits), let marker = markers.last(where: { $0.raw < raw }) else {
+                result += "<kernel>:"
+                continue
+            }
+            result += "\(marker.file):\(marker.line + raw - marker.raw - 1)"
+            rest = rest.dropFirst(digits.count)
+        }
+        return result + rest
     }
 
     private func buildLog(_ program: cl_program) -> String {

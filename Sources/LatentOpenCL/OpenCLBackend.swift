@@ -45,6 +45,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Serialises enqueues: kernel objects hold their arguments, and scratch is shared.
     let lock = NSLock()
     private var kernels: [String: cl_kernel] = [:]
+    /// CL_KERNEL_WORK_GROUP_SIZE of each kernel: a GPU's register file can hold fewer
+    /// work-items of a large kernel than the device's maximum (NVIDIA: 288 of a block kernel failed).
+    private var kernelGroupLimits: [String: Int] = [:]
     private var scratch: [ScratchSlot: OpenCLBuffer] = [:]
     /// Host copies of written data, freed once the queue has drained past their writes.
     private var staging: [UnsafeMutableRawPointer] = []
@@ -271,16 +274,21 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         }
     }
 
-    private func kernel(_ file: KernelFile, _ name: String, gemmRows: Int?) throws -> cl_kernel {
+    private func kernel(_ file: KernelFile, _ name: String, gemmRows: Int?) throws -> (kernel: cl_kernel, groupLimit: Int) {
         let key = file.rawValue + ":" + name + (gemmRows.map { ":\($0)" } ?? "")
-        if let kernel = kernels[key] { return kernel }
+        if let kernel = kernels[key] { return (kernel, kernelGroupLimits[key] ?? device.maxWorkGroupSize) }
         let program = try shared.program(file, options: options(for: file, gemmRows: gemmRows))
         var status: cl_int = 0
         guard let kernel = latent_clCreateKernel(program.program, name, &status), status == CL_SUCCESS else {
             throw LatentError.backend("OpenCL has no kernel \(name) in \(KernelSourceStore.displayName(file.rawValue)): \(CL.errorName(status))")
         }
         kernels[key] = kernel
-        return kernel
+        var limit = 0
+        let status2 = latent_clGetKernelWorkGroupInfo(kernel, device.handle.id, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                                                      MemoryLayout<Int>.size, &limit, nil)
+        let groupLimit = status2 == CL_SUCCESS && limit > 0 ? Swift.min(limit, device.maxWorkGroupSize) : device.maxWorkGroupSize
+        kernelGroupLimits[key] = groupLimit
+        return (kernel, groupLimit)
     }
 
     /// Sets the arguments and enqueues `name` from `file` (call with the lock held). A global
@@ -289,7 +297,10 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     func enqueue(_ file: KernelFile, _ name: String, gemmRows: Int? = nil, global: [Int], local: [Int]? = nil,
                  _ arguments: [Argument]) throws {
         guard !global.contains(where: { $0 <= 0 }) else { return }
-        let kernel = try kernel(file, name, gemmRows: gemmRows == config.gemmRows ? nil : gemmRows)
+        let (kernel, groupLimit) = try kernel(file, name, gemmRows: gemmRows == config.gemmRows ? nil : gemmRows)
+        if let local, local.reduce(1, *) > groupLimit {
+            throw LatentError.backend("OpenCL kernel \(name) needs work-groups of \(local.reduce(1, *)) but \(device.name) runs at most \(groupLimit) of it; set a smaller tunable (docs/OPENCL.md)")
+        }
         var index: cl_uint = 0
         func set<T>(_ value: T) throws {
             var copy = value
@@ -326,7 +337,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
             }
         }
         var globalSize = global
-        let local = local ?? config.balancedLocalSize(global: global, maxGroupSize: device.maxWorkGroupSize,
+        let local = local ?? config.balancedLocalSize(global: global, maxGroupSize: groupLimit,
                                                       maxItems: device.maxWorkItemSizes)
         if let local {
             for d in globalSize.indices { globalSize[d] = (globalSize[d] + local[d] - 1) / local[d] * local[d] }

@@ -32,7 +32,9 @@ enum CL {
         guard status == CL_SUCCESS else {
             // GPU drivers allocate buffers when a kernel first uses them, so running out of
             // device memory shows up here, at a launch or a read.
-            let hint = outOfMemory.contains(status) ? "; the device ran out of memory, try a smaller --batch-size" : ""
+            // CL_OUT_OF_RESOURCES is also a launch whose work-group needs more registers than there are.
+            let hint = status == -5 ? "; the device ran out of memory or of resources for this launch, try a smaller --batch-size"
+                : outOfMemory.contains(status) ? "; the device ran out of memory, try a smaller --batch-size" : ""
             throw LatentError.backend("OpenCL \(what()) failed: \(errorName(status))\(hint)")
         }
     }
