@@ -31,7 +31,7 @@ public struct OpenCLDeviceInfo: Sendable, CustomStringConvertible {
     public let maxWorkGroupSize: Int
     /// Work-items a work-group may have along each dimension (`CL_DEVICE_MAX_WORK_ITEM_SIZES`).
     public let maxWorkItemSizes: [Int]
-    public let hasFP64: Bool
+    public internal(set) var hasFP64: Bool
     /// `-cl-fp32-correctly-rounded-divide-sqrt` is accepted.
     public let correctlyRoundedDivideSqrt: Bool
     /// Floats in one native vector register (`CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT`): 16 on a

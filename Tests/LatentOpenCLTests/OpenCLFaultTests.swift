@@ -80,6 +80,17 @@ final class OpenCLFaultTests: XCTestCase {
         XCTAssertEqual(DeviceContext.namingOurLines("plain log", source: source), "plain log")
     }
 
+    /// Reproducible mode sums in double: a device without it is refused in one clear line.
+    func testReproducibleModeNeedsDoublePrecision() throws {
+        var device = try OpenCLTestDevice.backend().device
+        device.hasFP64 = false
+        XCTAssertThrowsError(try OpenCLBackend(device: device, reproducible: true)) { error in
+            XCTAssertEqual("\(error)", "backend error: --reproducible sums in double precision, which OpenCL device \(device.name) "
+                           + "lacks (no cl_khr_fp64); use --backend cpu")
+        }
+        XCTAssertFalse(try OpenCLBackend(device: device).reproducible, "the default mode does not need doubles")
+    }
+
     /// The embedded sources are named `Kernels/FILE` in build errors.
     func testEmbeddedSourcesAreNamedAsKernelsFiles() throws {
         let device = try OpenCLTestDevice.backend().device
