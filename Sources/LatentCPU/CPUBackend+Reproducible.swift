@@ -46,39 +46,40 @@ extension CPUBackend {
     }
 
     // y[n, co, oh, ow] = sum over ci, kh, kw (in that order, padding skipped) of x * w, then + bias[co].
-    // Vectorised across co: the weights as (ci, kh, kw) rows of Cout Doubles.
+    // The images of the batch are the lanes (x as (ci, ih, iw) rows of N Doubles); an output
+    // position's taps are listed once for every co.
     func reproducibleConvForward(_ g: ConvGeometry, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                                  bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
-        let taps = g.kernelHeight * g.kernelWidth, depth = g.inChannels * taps, channels = g.outChannels
-        let rows = Self.doubles(depth * channels) { wT in
-            for co in 0..<channels {
-                for d in 0..<depth { wT[d * channels + co] = Double(w[co * depth + d]) }
-            }
+        let depth = g.inChannels * g.kernelHeight * g.kernelWidth, lanes = Self.roundedLanes(g.batch)
+        let plane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth
+        let rows = Self.lanesLast(x, items: g.batch, itemLength: g.inChannels * plane, lanes: lanes)
+        let weights = Self.widened(w, count: g.outChannels * depth)
+        defer {
+            rows.deallocate()
+            weights.deallocate()
         }
-        defer { rows.deallocate() }
-        let plane = g.outHeight * g.outWidth
-        forEachItemRange(count: g.batch * g.outHeight, costPerItem: g.outWidth * depth * channels) { items in
-            let acc = UnsafeMutablePointer<Double>.allocate(capacity: channels)
-            defer { acc.deallocate() }
-            for item in items {
-                let n = item / g.outHeight, oh = item % g.outHeight
-                for ow in 0..<g.outWidth {
-                    acc.initialize(repeating: 0, count: channels)
-                    for ci in 0..<g.inChannels {
-                        let image = x + (n * g.inChannels + ci) * g.inHeight * g.inWidth
-                        for kh in 0..<g.kernelHeight {
-                            let ih = oh * g.strideHeight - g.padHeight + kh
-                            guard ih >= 0, ih < g.inHeight else { continue }
-                            for kw in 0..<g.kernelWidth {
-                                let iw = ow * g.strideWidth - g.padWidth + kw
-                                guard iw >= 0, iw < g.inWidth else { continue }
-                                Self.addScaled(acc, Double(image[ih * g.inWidth + iw]), rows + ((ci * g.kernelHeight + kh) * g.kernelWidth + kw) * channels, channels)
-                            }
+        forEachItemRange(count: outPlane, costPerItem: g.outChannels * depth * lanes) { positions in
+            let scratch = LaneScratch(taps: depth, lanes: lanes)
+            defer { scratch.deallocate() }
+            for position in positions {
+                let oh = position / g.outWidth, ow = position % g.outWidth
+                var taps = 0
+                for ci in 0..<g.inChannels {
+                    for kh in 0..<g.kernelHeight {
+                        let ih = oh * g.strideHeight - g.padHeight + kh
+                        guard ih >= 0, ih < g.inHeight else { continue }
+                        for kw in 0..<g.kernelWidth {
+                            let iw = ow * g.strideWidth - g.padWidth + kw
+                            guard iw >= 0, iw < g.inWidth else { continue }
+                            scratch.add(&taps, index: (ci * g.kernelHeight + kh) * g.kernelWidth + kw,
+                                        offset: (ci * plane + ih * g.inWidth + iw) * lanes)
                         }
                     }
-                    let destination = y + n * channels * plane + oh * g.outWidth + ow
-                    for co in 0..<channels {
-                        destination[co * plane] = Float(bias.map { acc[co] + Double($0[co]) } ?? acc[co])
+                }
+                scratch.forEachOutput(count: g.outChannels, taps: taps, scales: weights, scaleStride: depth, rows: rows) { co, sums in
+                    let shift = bias.map { Double($0[co]) }
+                    for n in 0..<g.batch {
+                        y[(n * g.outChannels + co) * outPlane + position] = Float(shift.map { sums[n] + $0 } ?? sums[n])
                     }
                 }
             }
@@ -87,126 +88,138 @@ extension CPUBackend {
 
     // dx[n, ci, ih, iw] = sum over co, kh, kw (in that order; the one (oh, ow) each tap meets)
     // of dy * w, then + bias[ci], then + the old dx when accumulating.
-    // Vectorised across ci: the weights as (co, kh, kw) rows of Cin Doubles.
+    // The images of the batch are the lanes (dy as (co, oh, ow) rows of N Doubles); an input
+    // position's taps are listed once for every ci.
     func reproducibleConvBackwardData(_ g: ConvGeometry, dy: UnsafePointer<Float>, w: UnsafePointer<Float>,
                                       bias: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let taps = g.kernelHeight * g.kernelWidth, channels = g.inChannels
-        let rows = Self.doubles(g.outChannels * taps * channels) { w2 in
-            for co in 0..<g.outChannels {
-                for ci in 0..<channels {
-                    for t in 0..<taps { w2[(co * taps + t) * channels + ci] = Double(w[(co * channels + ci) * taps + t]) }
-                }
-            }
-        }
-        defer { rows.deallocate() }
+        let lanes = Self.roundedLanes(g.batch), kernel = g.kernelHeight * g.kernelWidth
         let plane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth
-        forEachItemRange(count: g.batch * g.inHeight, costPerItem: g.inWidth * g.outChannels * taps * channels) { items in
-            let acc = UnsafeMutablePointer<Double>.allocate(capacity: channels)
-            defer { acc.deallocate() }
-            for item in items {
-                let n = item / g.inHeight, ih = item % g.inHeight
-                for iw in 0..<g.inWidth {
-                    acc.initialize(repeating: 0, count: channels)
-                    for co in 0..<g.outChannels {
-                        let gradient = dy + (n * g.outChannels + co) * outPlane
-                        for kh in 0..<g.kernelHeight {
-                            let th = ih + g.padHeight - kh
-                            guard th >= 0, th % g.strideHeight == 0, th / g.strideHeight < g.outHeight else { continue }
-                            let oh = th / g.strideHeight
-                            for kw in 0..<g.kernelWidth {
-                                let tw = iw + g.padWidth - kw
-                                guard tw >= 0, tw % g.strideWidth == 0, tw / g.strideWidth < g.outWidth else { continue }
-                                Self.addScaled(acc, Double(gradient[oh * g.outWidth + tw / g.strideWidth]),
-                                               rows + ((co * g.kernelHeight + kh) * g.kernelWidth + kw) * channels, channels)
-                            }
+        let rows = Self.lanesLast(dy, items: g.batch, itemLength: g.outChannels * outPlane, lanes: lanes)
+        let weights = Self.widened(w, count: g.outChannels * g.inChannels * kernel)
+        defer {
+            rows.deallocate()
+            weights.deallocate()
+        }
+        let maxTaps = g.outChannels * kernel
+        forEachItemRange(count: plane, costPerItem: g.inChannels * maxTaps * lanes) { positions in
+            let scratch = LaneScratch(taps: maxTaps, lanes: lanes)
+            defer { scratch.deallocate() }
+            for position in positions {
+                let ih = position / g.inWidth, iw = position % g.inWidth
+                // Only kh = (ih + pad) mod stride + j * stride meet an output row (likewise kw).
+                let firstRow = (ih + g.padHeight) % g.strideHeight, firstColumn = (iw + g.padWidth) % g.strideWidth
+                var taps = 0
+                for co in 0..<g.outChannels {
+                    for kh in stride(from: firstRow, to: g.kernelHeight, by: g.strideHeight) {
+                        let th = ih + g.padHeight - kh
+                        guard th >= 0, th / g.strideHeight < g.outHeight else { continue }
+                        for kw in stride(from: firstColumn, to: g.kernelWidth, by: g.strideWidth) {
+                            let tw = iw + g.padWidth - kw
+                            guard tw >= 0, tw / g.strideWidth < g.outWidth else { continue }
+                            scratch.add(&taps, index: co * g.inChannels * kernel + kh * g.kernelWidth + kw,
+                                        offset: (co * outPlane + th / g.strideHeight * g.outWidth + tw / g.strideWidth) * lanes)
                         }
                     }
-                    let destination = dx + n * channels * plane + ih * g.inWidth + iw
-                    for ci in 0..<channels {
-                        var v = acc[ci]
+                }
+                scratch.forEachOutput(count: g.inChannels, taps: taps, scales: weights, scaleStride: kernel, rows: rows) { ci, sums in
+                    for n in 0..<g.batch {
+                        let at = (n * g.inChannels + ci) * plane + position
+                        var v = sums[n]
                         if let bias { v += Double(bias[ci]) }
-                        if accumulate { v += Double(destination[ci * plane]) }
-                        destination[ci * plane] = Float(v)
+                        if accumulate { v += Double(dx[at]) }
+                        dx[at] = Float(v)
                     }
                 }
             }
         }
     }
 
-    // dw[co, ci, kh, kw] = sum over n, oh, ow (in that order, padding skipped) of dy * x,
-    // then + the old dw when accumulating.
-    // Vectorised across ci: the input as (n, ih, iw) rows of Cin Doubles.
+    // dw[co, ci, kh, kw] = sum over n, oh, ow (in that order, padding skipped) of dy * x, then
+    // + the old dw when accumulating. The lanes are the input channels (x as (n, ih, iw) rows of
+    // Cin Doubles), or the output channels where there are fewer input ones (dy as (n, oh, ow)
+    // rows of Cout Doubles); a kernel tap's terms are listed once for every channel of the other side.
     func reproducibleConvBackwardWeights(_ g: ConvGeometry, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                          dw: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let taps = g.kernelHeight * g.kernelWidth, channels = g.inChannels
-        let plane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth
-        let rows = Self.doubles(g.batch * plane * channels) { xT in
-            for n in 0..<g.batch {
-                for ci in 0..<channels {
-                    let image = x + (n * channels + ci) * plane
-                    for p in 0..<plane { xT[(n * plane + p) * channels + ci] = Double(image[p]) }
-                }
-            }
+        let plane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth, kernel = g.kernelHeight * g.kernelWidth
+        let acrossInputs = g.inChannels >= g.outChannels || g.inChannels >= 8
+        let channels = acrossInputs ? g.inChannels : g.outChannels, others = acrossInputs ? g.outChannels : g.inChannels
+        let lanes = Self.roundedLanes(channels)
+        let rows = acrossInputs ? Self.channelsLast(x, batch: g.batch, channels: channels, plane: plane, lanes: lanes)
+            : Self.channelsLast(dy, batch: g.batch, channels: channels, plane: outPlane, lanes: lanes)
+        // The other side's values, as stored: (n, other, position).
+        let scalars = acrossInputs ? Self.widened(dy, count: g.outputCount) : Self.widened(x, count: g.inputCount)
+        defer {
+            rows.deallocate()
+            scalars.deallocate()
         }
-        defer { rows.deallocate() }
-        forEachItemRange(count: g.outChannels * taps, costPerItem: g.batch * outPlane * channels) { items in
-            let acc = UnsafeMutablePointer<Double>.allocate(capacity: channels)
-            defer { acc.deallocate() }
-            for item in items {
-                let co = item / taps, kh = (item % taps) / g.kernelWidth, kw = item % g.kernelWidth
-                acc.initialize(repeating: 0, count: channels)
+        let maxTaps = g.batch * outPlane
+        forEachItemRange(count: kernel, costPerItem: others * maxTaps * lanes) { kernelTaps in
+            let scratch = LaneScratch(taps: maxTaps, lanes: lanes)
+            defer { scratch.deallocate() }
+            for kernelTap in kernelTaps {
+                let kh = kernelTap / g.kernelWidth, kw = kernelTap % g.kernelWidth
+                var count = 0
                 for n in 0..<g.batch {
-                    let gradient = dy + (n * g.outChannels + co) * outPlane
                     for oh in 0..<g.outHeight {
                         let ih = oh * g.strideHeight - g.padHeight + kh
                         guard ih >= 0, ih < g.inHeight else { continue }
                         for ow in 0..<g.outWidth {
                             let iw = ow * g.strideWidth - g.padWidth + kw
                             guard iw >= 0, iw < g.inWidth else { continue }
-                            Self.addScaled(acc, Double(gradient[oh * g.outWidth + ow]),
-                                           rows + ((n * g.inHeight + ih) * g.inWidth + iw) * channels, channels)
+                            let input = n * plane + ih * g.inWidth + iw, output = n * outPlane + oh * g.outWidth + ow
+                            if acrossInputs {
+                                scratch.add(&count, index: n * g.outChannels * outPlane + oh * g.outWidth + ow, offset: input * lanes)
+                            } else {
+                                scratch.add(&count, index: n * g.inChannels * plane + ih * g.inWidth + iw, offset: output * lanes)
+                            }
                         }
                     }
                 }
-                for ci in 0..<channels {
-                    let at = (co * channels + ci) * taps + kh * g.kernelWidth + kw
-                    dw[at] = Float(accumulate ? acc[ci] + Double(dw[at]) : acc[ci])
+                scratch.forEachOutput(count: others, taps: count, scales: scalars, scaleStride: acrossInputs ? outPlane : plane,
+                                      rows: rows) { other, sums in
+                    for lane in 0..<channels {
+                        let (co, ci) = acrossInputs ? (other, lane) : (lane, other)
+                        let at = (co * g.inChannels + ci) * kernel + kernelTap
+                        dw[at] = Float(accumulate ? sums[lane] + Double(dw[at]) : sums[lane])
+                    }
                 }
             }
         }
     }
 
-    /// `acc[i] += scale * row[i]` for `i < count`: independent sums, one more term each.
-    @inline(__always)
-    static func addScaled(_ acc: UnsafeMutablePointer<Double>, _ scale: Double, _ row: UnsafePointer<Double>, _ count: Int) {
-        var i = 0
-        while i + 8 <= count {
-            let a = UnsafeRawPointer(acc + i).loadUnaligned(as: SIMD8<Double>.self)
-            let r = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Double>.self)
-            UnsafeMutableRawPointer(acc + i).storeBytes(of: a + scale * r, as: SIMD8<Double>.self)
-            i += 8
-        }
-        while i < count {
-            acc[i] += scale * row[i]
-            i += 1
-        }
+    /// `count` floats as Doubles.
+    static func widened(_ source: UnsafePointer<Float>, count: Int) -> UnsafeMutablePointer<Double> {
+        let values = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, count))
+        for i in 0..<count { values[i] = Double(source[i]) }
+        return values
     }
 
-    /// `count` Doubles filled by `fill`; the caller deallocates them.
-    static func doubles(_ count: Int, _ fill: (UnsafeMutablePointer<Double>) -> Void) -> UnsafeMutablePointer<Double> {
-        let pointer = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, count))
-        fill(pointer)
-        return pointer
+    /// `count` rounded up to whole 8-lane vectors.
+    static func roundedLanes(_ count: Int) -> Int { (count + 7) / 8 * 8 }
+
+    /// `items` runs of `itemLength` floats (an image each) as `itemLength` rows of `lanes`
+    /// Doubles, item i in lane i, the lanes past `items` zero.
+    static func lanesLast(_ source: UnsafePointer<Float>, items: Int, itemLength: Int, lanes: Int) -> UnsafeMutablePointer<Double> {
+        let rows = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, itemLength * lanes))
+        rows.initialize(repeating: 0, count: itemLength * lanes)
+        for item in 0..<items {
+            for e in 0..<itemLength { rows[e * lanes + item] = Double(source[item * itemLength + e]) }
+        }
+        return rows
     }
 
-    /// The output columns `ow` whose input column `ow * stride - pad + kernel` lies inside the image.
-    static func validOutputs(kernel: Int, stride: Int, pad: Int, input: Int, output: Int) -> Range<Int> {
-        // ow * stride >= pad - kernel and ow * stride <= input - 1 + pad - kernel.
-        let low = Swift.max(0, (pad - kernel + stride - 1) / stride)
-        let highNumerator = input - 1 + pad - kernel
-        guard highNumerator >= 0 else { return 0..<0 }
-        let high = Swift.min(output - 1, highNumerator / stride)
-        return low <= high ? low..<(high + 1) : 0..<0
+    /// (N, C, plane) floats as (N, plane) rows of `lanes` Doubles, channel c in lane c, the
+    /// lanes past C zero.
+    static func channelsLast(_ source: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int,
+                             lanes: Int) -> UnsafeMutablePointer<Double> {
+        let rows = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, batch * plane * lanes))
+        rows.initialize(repeating: 0, count: batch * plane * lanes)
+        for n in 0..<batch {
+            for c in 0..<channels {
+                for p in 0..<plane { rows[(n * plane + p) * lanes + c] = Double(source[(n * channels + c) * plane + p]) }
+            }
+        }
+        return rows
     }
 
     // Per channel c over (n, s) in order: mean, then the biased variance as the mean of
@@ -403,6 +416,105 @@ extension CPUBackend {
                 }
                 indices[r] = Float(bestIndex)
             }
+        }
+    }
+}
+
+/// One thread's list of terms for lane sums and their results: term t adds the scale at
+/// `indices[t]` (of a table the caller shifts per output) times the row of lanes at `offsets[t]`.
+struct LaneScratch {
+    typealias V = SIMD8<Double>
+    let indices: UnsafeMutablePointer<Int>
+    let offsets: UnsafeMutablePointer<Int>
+    /// Four outputs' lanes, one after another.
+    let out: UnsafeMutablePointer<Double>
+    let lanes: Int
+
+    init(taps: Int, lanes: Int) {
+        indices = .allocate(capacity: Swift.max(1, taps))
+        offsets = .allocate(capacity: Swift.max(1, taps))
+        out = .allocate(capacity: Swift.max(1, 4 * lanes))
+        self.lanes = lanes
+    }
+
+    func deallocate() {
+        indices.deallocate()
+        offsets.deallocate()
+        out.deallocate()
+    }
+
+    @inline(__always)
+    func add(_ count: inout Int, index: Int, offset: Int) {
+        indices[count] = index
+        offsets[count] = offset
+        count += 1
+    }
+
+    /// For each output o < count: sum over t < taps, in order, of
+    /// scales[o * scaleStride + indices[t]] * rows[offsets[t] + l], every lane l, into
+    /// `out + o * lanes`; then `store(o, out + o * lanes)`. Four outputs share each row
+    /// loaded (a 4 x 32-lane register tile); a product of two floats is exact in Double, so
+    /// the fused multiply-adds round as separate multiplies and adds would.
+    func forEachOutput(count: Int, taps: Int, scales: UnsafePointer<Double>, scaleStride: Int, rows: UnsafePointer<Double>,
+                       _ store: (_ output: Int, _ values: UnsafePointer<Double>) -> Void) {
+        var output = 0
+        while output < count {
+            let group = Swift.min(4, count - output)
+            let table = scales + output * scaleStride
+            var done = 0
+            if group == 4 {
+                while done + 32 <= lanes {
+                    sumFour(taps: taps, scales: table, scaleStride: scaleStride, rows: rows, lane: done)
+                    done += 32
+                }
+            }
+            for o in 0..<group { sumOne(taps: taps, scales: table + o * scaleStride, rows: rows, from: done, into: out + o * lanes) }
+            for o in 0..<group { store(output + o, out + o * lanes) }
+            output += group
+        }
+    }
+
+    /// Lanes `lane ..< lane + 32` of four outputs.
+    private func sumFour(taps: Int, scales: UnsafePointer<Double>, scaleStride: Int, rows: UnsafePointer<Double>, lane: Int) {
+        var a00 = V(), a01 = V(), a02 = V(), a03 = V(), a10 = V(), a11 = V(), a12 = V(), a13 = V()
+        var a20 = V(), a21 = V(), a22 = V(), a23 = V(), a30 = V(), a31 = V(), a32 = V(), a33 = V()
+        for t in 0..<taps {
+            let p = UnsafeRawPointer(rows + offsets[t] + lane), i = indices[t]
+            let r0 = p.loadUnaligned(as: V.self), r1 = p.loadUnaligned(fromByteOffset: 64, as: V.self)
+            let r2 = p.loadUnaligned(fromByteOffset: 128, as: V.self), r3 = p.loadUnaligned(fromByteOffset: 192, as: V.self)
+            let s0 = V(repeating: scales[i]), s1 = V(repeating: scales[scaleStride + i])
+            let s2 = V(repeating: scales[2 * scaleStride + i]), s3 = V(repeating: scales[3 * scaleStride + i])
+            a00 = a00.addingProduct(s0, r0); a01 = a01.addingProduct(s0, r1); a02 = a02.addingProduct(s0, r2); a03 = a03.addingProduct(s0, r3)
+            a10 = a10.addingProduct(s1, r0); a11 = a11.addingProduct(s1, r1); a12 = a12.addingProduct(s1, r2); a13 = a13.addingProduct(s1, r3)
+            a20 = a20.addingProduct(s2, r0); a21 = a21.addingProduct(s2, r1); a22 = a22.addingProduct(s2, r2); a23 = a23.addingProduct(s2, r3)
+            a30 = a30.addingProduct(s3, r0); a31 = a31.addingProduct(s3, r1); a32 = a32.addingProduct(s3, r2); a33 = a33.addingProduct(s3, r3)
+        }
+        store(a00, a01, a02, a03, output: 0, lane: lane)
+        store(a10, a11, a12, a13, output: 1, lane: lane)
+        store(a20, a21, a22, a23, output: 2, lane: lane)
+        store(a30, a31, a32, a33, output: 3, lane: lane)
+    }
+
+    @inline(__always)
+    private func store(_ v0: V, _ v1: V, _ v2: V, _ v3: V, output: Int, lane: Int) {
+        let destination = UnsafeMutableRawPointer(out + output * lanes + lane)
+        destination.storeBytes(of: v0, as: V.self)
+        destination.storeBytes(of: v1, toByteOffset: 64, as: V.self)
+        destination.storeBytes(of: v2, toByteOffset: 128, as: V.self)
+        destination.storeBytes(of: v3, toByteOffset: 192, as: V.self)
+    }
+
+    /// Lanes `from ..< lanes` of one output, 8 at a time.
+    private func sumOne(taps: Int, scales: UnsafePointer<Double>, rows: UnsafePointer<Double>, from: Int,
+                        into destination: UnsafeMutablePointer<Double>) {
+        var l = from
+        while l < lanes {
+            var a = V()
+            for t in 0..<taps {
+                a = a.addingProduct(V(repeating: scales[indices[t]]), UnsafeRawPointer(rows + offsets[t] + l).loadUnaligned(as: V.self))
+            }
+            UnsafeMutableRawPointer(destination + l).storeBytes(of: a, as: V.self)
+            l += 8
         }
     }
 }

@@ -16,6 +16,11 @@ final class ReproducibleParityTests: XCTestCase {
 
     static func geometries() throws -> [ConvGeometry] {
         [
+            // The CPU's 4-output x 32-lane tiles with leftovers: batch 37 (forward and backward-data lanes),
+            // 33 input channels (weight-gradient lanes), 33 output channels (lanes when there are fewer inputs).
+            try ConvGeometry(batch: 37, inChannels: 5, height: 5, width: 5, outChannels: 6, kernel: 3, stride: 1, padding: 1),
+            try ConvGeometry(batch: 3, inChannels: 33, height: 6, width: 6, outChannels: 5, kernel: 4, stride: 2, padding: 1),
+            try ConvGeometry(batch: 3, inChannels: 5, height: 6, width: 6, outChannels: 33, kernel: 4, stride: 2, padding: 1),
             try ConvGeometry(batch: 3, inChannels: 3, height: 7, width: 7, outChannels: 5, kernel: 3, stride: 1, padding: 1),
             try ConvGeometry(batch: 3, inChannels: 5, height: 13, width: 13, outChannels: 17, kernel: 4, stride: 2, padding: 2),
             try ConvGeometry(batch: 3, inChannels: 17, height: 13, width: 7, outChannels: 3, kernel: 3, stride: 2, padding: 0),
