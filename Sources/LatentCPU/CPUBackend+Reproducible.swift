@@ -7,13 +7,14 @@ import LatentCore
 /// differ in the last bits, and Adam, which divides every gradient by its own running RMS,
 /// grows those bits into differences of 1e-3 within five steps (docs/OPENCL.md, "Parity after
 /// several Adam steps"). Here every op that sums — GEMM, the three convolution passes, batch
-/// norm's statistics and gradients, bias gradients, sums, losses, the KL term — accumulates in
-/// Double in the order of the plain loop written beside each function and rounds to Float
-/// once. A product of two floats is exact in Double, so that order fixes every bit, and
-/// `Kernels/reproducible.cl` sums in the same order: the CPU and OpenCL backends, on any
-/// number of threads, give the same floats. Elementwise ops, optimizers and random numbers
-/// are bit-identical across the backends already and run as in the fast mode.
-/// Threads split the outputs, never one output's sum.
+/// norm's statistics and gradients, bias gradients, sums, losses, the KL term, codebook
+/// distances — accumulates in Double in the order of the plain loop written beside each
+/// function and rounds to Float once; so do the loss gradient and axpby, whose fast versions
+/// round differently on the two backends. A product of two floats is exact in Double, so that
+/// order fixes every bit, and `Kernels/reproducible.cl` sums in the same order: the CPU and
+/// OpenCL backends, on any number of threads, give the same floats. The other elementwise
+/// ops, the optimizers and random numbers are bit-identical across the backends already and
+/// run as in the fast mode. Threads split the outputs, never one output's sum.
 extension CPUBackend {
     // C (m x n) = alpha * sum_k A(i, k) * B(k, j) + beta * C, k ascending.
     func reproducibleGemm(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,

@@ -284,9 +284,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         }
         kernels[key] = kernel
         var limit = 0
-        let status2 = latent_clGetKernelWorkGroupInfo(kernel, device.handle.id, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+        let infoStatus = latent_clGetKernelWorkGroupInfo(kernel, device.handle.id, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
                                                       MemoryLayout<Int>.size, &limit, nil)
-        let groupLimit = status2 == CL_SUCCESS && limit > 0 ? Swift.min(limit, device.maxWorkGroupSize) : device.maxWorkGroupSize
+        let groupLimit = infoStatus == CL_SUCCESS && limit > 0 ? Swift.min(limit, device.maxWorkGroupSize) : device.maxWorkGroupSize
         kernelGroupLimits[key] = groupLimit
         return (kernel, groupLimit)
     }

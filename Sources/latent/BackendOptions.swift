@@ -49,8 +49,8 @@ struct BackendOptions: ParsableArguments {
     /// `--reproducible`, or `LATENT_REPRODUCIBLE` set to 1, true or yes.
     func requestedReproducible() throws -> Bool {
         if reproducible { return true }
-        guard let value = ProcessInfo.processInfo.environment["LATENT_REPRODUCIBLE"]?.lowercased(), !value.isEmpty else { return false }
-        switch value {
+        guard let value = ProcessInfo.processInfo.environment["LATENT_REPRODUCIBLE"], !value.isEmpty else { return false }
+        switch value.lowercased() {
         case "1", "true", "yes": return true
         case "0", "false", "no": return false
         default: throw LatentError.invalidArgument("LATENT_REPRODUCIBLE=\(value) is not one of 1, 0, true, false, yes, no")
@@ -78,7 +78,7 @@ struct BackendOptions: ParsableArguments {
     ///   error when OpenCL is unavailable or there is no such device.
     func makeBackend() throws -> (backend: any Backend, reason: String) {
         let made = try makeBackendOfKind()
-        return (made.backend, made.reason + (try requestedReproducible() ? "; reproducible sums (double precision, fixed order)" : ""))
+        return (made.backend, made.reason + (made.backend.reproducible ? "; reproducible sums (double precision, fixed order)" : ""))
     }
 
     private func makeBackendOfKind() throws -> (backend: any Backend, reason: String) {
