@@ -44,9 +44,12 @@ public struct RunRecord: Sendable {
         for line in String(decoding: metricsData, as: UTF8.self).split(separator: "\n") {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
             var numbers: [String: Double] = [:]
-            for (key, value) in object {
+            for (key, value) in object where key != "reproducible" {  // a flag, not a figure
                 if let number = value as? NSNumber { numbers[key] = number.doubleValue }
                 if key == "backend", let text = value as? String { backend = text }
+            }
+            if (object["reproducible"] as? Bool) == true, let name = backend, !name.hasSuffix(", reproducible") {
+                backend = name + ", reproducible"
             }
             guard numbers["epoch"] != nil else { continue }
             epochs.append(numbers)

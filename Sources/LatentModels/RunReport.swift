@@ -75,7 +75,7 @@ public struct RunReport {
         }
         var fields: [(key: String, value: Double?)] = []
         var backend: String?
-        for key in object.keys.sorted(by: { (position($0), $0) < (position($1), $1) }) {
+        for key in object.keys.sorted(by: { (position($0), $0) < (position($1), $1) }) where key != "reproducible" {
             switch object[key] {
             case let text as String:
                 if key == "backend" { backend = text }
@@ -87,6 +87,7 @@ public struct RunReport {
                 continue
             }
         }
+        if (object["reproducible"] as? Bool) == true, let name = backend { backend = name + ", reproducible" }
         return Epoch(fields: fields, backend: backend)
     }
 

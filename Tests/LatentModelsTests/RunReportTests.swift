@@ -60,6 +60,18 @@ final class RunReportTests: XCTestCase {
         XCTAssertFalse(html.lowercased().contains(">nan<"))
     }
 
+    /// `reproducible: true` in metrics.jsonl is a mode of the backend, not a curve.
+    func testReproducibleFlagNamesTheBackendAndIsNoTerm() throws {
+        let folder = try temporaryDirectory(self)
+        try Data("{\n  \"model\" : \"classifier\"\n}\n".utf8).write(to: folder.appendingPathComponent("config.json"))
+        let line = "{\"epoch\": 1, \"train_loss\": 0.5, \"test_loss\": 0.4, \"error_rate\": 0.1, \"images_per_sec\": 1000, "
+            + "\"backend\": \"opencl\", \"seconds\": 2, \"reproducible\": true}"
+        try Data(line.utf8).write(to: folder.appendingPathComponent("metrics.jsonl"))
+        let report = try RunReport(directory: folder)
+        XCTAssertEqual(report.terms.map(\.name), ["loss", "error_rate"])
+        XCTAssertEqual(report.epochs.first?.backend, "opencl, reproducible")
+    }
+
     func testManyGridsAreThinnedKeepingFirstAndLast() throws {
         let folder = try temporaryDirectory(self)
         try Data("{\"model\": \"vae-fc\"}".utf8).write(to: folder.appendingPathComponent("config.json"))
