@@ -33,6 +33,8 @@ struct Train: ParsableCommand {
           latent train beta-vae --beta 4 --latent-dim 10
           latent train vae-fc --latent-dim 2 --no-kl --limit 6000
           latent train vae-conv --out runs/vae-conv --resume
+          latent train vae-conv --limit 320 --reproducible --backend opencl
+            (--backend cpu then writes the same checkpoint, byte for byte)
         """
     )
 
