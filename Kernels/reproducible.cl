@@ -99,6 +99,109 @@ __kernel void repro_conv_backward_weights(GEOMETRY, __global const float *x, int
     dw[dw_off + e] = (float)acc;
 }
 
+// CPU-class devices (PoCL): the three passes with eight outputs per work-item, the same
+// sums in the same order, reading a copy of one operand with those eight outputs' values
+// side by side (repro_lanes_last), so that a term is one vload8 and one double8 multiply-add
+// rather than a work-item vectorisation across divergent loops.
+#define REPRO_LANES 8
+
+// For each group g: dst[(g * length + e) * lanes + i] = src[(g * items + i) * length + e] for
+// i < items, 0 for items <= i < lanes; global (length, lanes, groups).
+__kernel void repro_lanes_last(__global const float *src, int src_off, int items, int length, int lanes, __global float *dst) {
+    const int e = get_global_id(0), i = get_global_id(1), g = get_global_id(2);
+    if (e >= length || i >= lanes) return;
+    dst[(g * length + e) * lanes + i] = i < items ? src[src_off + (g * items + i) * length + e] : 0.0f;
+}
+
+// repro_conv_forward for images n0 .. n0 + 7 of one (co, oh, ow); xl is x as (ci, ih, iw) rows of npad images.
+__kernel void repro_conv_forward_lanes(GEOMETRY, __global const float *xl, int npad, __global const float *wt, int w_off,
+                                       __global const float *bias, int bias_off, int has_bias, __global float *y, int y_off) {
+    const int blocks = npad / REPRO_LANES;
+    const int e = get_global_id(0);
+    if (e >= blocks * cout * ho * wo) return;
+    const int n0 = (e % blocks) * REPRO_LANES, ow = (e / blocks) % wo, oh = (e / (blocks * wo)) % ho, co = e / (blocks * wo * ho);
+    double8 acc = (double8)(0.0);
+    for (int ci = 0; ci < cin; ++ci) {
+        for (int r = 0; r < kh; ++r) {
+            const int ih = oh * sh - ph + r;
+            if (ih < 0 || ih >= h) continue;
+            for (int s = 0; s < kw; ++s) {
+                const int iw = ow * sw - pw + s;
+                if (iw < 0 || iw >= w) continue;
+                const double wv = wt[w_off + ((co * cin + ci) * kh + r) * kw + s];
+                acc += wv * convert_double8(vload8(0, xl + ((ci * h + ih) * w + iw) * npad + n0));
+            }
+        }
+    }
+    const double sums[REPRO_LANES] = {acc.s0, acc.s1, acc.s2, acc.s3, acc.s4, acc.s5, acc.s6, acc.s7};
+    for (int l = 0; l < REPRO_LANES && n0 + l < batch; ++l)
+        y[y_off + (((n0 + l) * cout + co) * ho + oh) * wo + ow] = (float)(has_bias ? sums[l] + (double)bias[bias_off + co] : sums[l]);
+}
+
+// repro_conv_backward_data for images n0 .. n0 + 7 of one (ci, ih, iw); dyl is dy as (co, oh, ow) rows of npad images.
+__kernel void repro_conv_backward_data_lanes(GEOMETRY, __global const float *dyl, int npad, __global const float *wt, int w_off,
+                                             __global const float *bias, int bias_off, int has_bias,
+                                             __global float *dx, int dx_off, int accumulate) {
+    const int blocks = npad / REPRO_LANES;
+    const int e = get_global_id(0);
+    if (e >= blocks * cin * h * w) return;
+    const int n0 = (e % blocks) * REPRO_LANES, iw = (e / blocks) % w, ih = (e / (blocks * w)) % h, ci = e / (blocks * w * h);
+    const int r0 = (ih + ph) % sh, s0 = (iw + pw) % sw;
+    double8 acc = (double8)(0.0);
+    for (int co = 0; co < cout; ++co) {
+        for (int r = r0; r < kh; r += sh) {
+            const int th = ih + ph - r;
+            if (th < 0) break;
+            const int oh = th / sh;
+            if (oh >= ho) continue;
+            for (int s = s0; s < kw; s += sw) {
+                const int tw = iw + pw - s;
+                if (tw < 0) break;
+                const int ow = tw / sw;
+                if (ow >= wo) continue;
+                const double wv = wt[w_off + ((co * cin + ci) * kh + r) * kw + s];
+                acc += wv * convert_double8(vload8(0, dyl + ((co * ho + oh) * wo + ow) * npad + n0));
+            }
+        }
+    }
+    const double sums[REPRO_LANES] = {acc.s0, acc.s1, acc.s2, acc.s3, acc.s4, acc.s5, acc.s6, acc.s7};
+    for (int l = 0; l < REPRO_LANES && n0 + l < batch; ++l) {
+        const int at = dx_off + (((n0 + l) * cin + ci) * h + ih) * w + iw;
+        double v = sums[l];
+        if (has_bias) v += (double)bias[bias_off + ci];
+        if (accumulate) v += (double)dx[at];
+        dx[at] = (float)v;
+    }
+}
+
+// repro_conv_backward_weights for input channels ci0 .. ci0 + 7 of one (co, kh, kw); xl is x as
+// (n, ih, iw) rows of cpad channels.
+__kernel void repro_conv_backward_weights_lanes(GEOMETRY, __global const float *xl, int cpad, __global const float *dy, int dy_off,
+                                                __global float *dw, int dw_off, int accumulate) {
+    const int blocks = cpad / REPRO_LANES;
+    const int e = get_global_id(0);
+    if (e >= blocks * cout * kh * kw) return;
+    const int ci0 = (e % blocks) * REPRO_LANES, s = (e / blocks) % kw, r = (e / (blocks * kw)) % kh, co = e / (blocks * kw * kh);
+    double8 acc = (double8)(0.0);
+    for (int n = 0; n < batch; ++n) {
+        for (int oh = 0; oh < ho; ++oh) {
+            const int ih = oh * sh - ph + r;
+            if (ih < 0 || ih >= h) continue;
+            for (int ow = 0; ow < wo; ++ow) {
+                const int iw = ow * sw - pw + s;
+                if (iw < 0 || iw >= w) continue;
+                const double d = dy[dy_off + ((n * cout + co) * ho + oh) * wo + ow];
+                acc += d * convert_double8(vload8(0, xl + ((n * h + ih) * w + iw) * cpad + ci0));
+            }
+        }
+    }
+    const double sums[REPRO_LANES] = {acc.s0, acc.s1, acc.s2, acc.s3, acc.s4, acc.s5, acc.s6, acc.s7};
+    for (int l = 0; l < REPRO_LANES && ci0 + l < cin; ++l) {
+        const int at = dw_off + ((co * cin + ci0 + l) * kh + r) * kw + s;
+        dw[at] = (float)(accumulate ? sums[l] + (double)dw[at] : sums[l]);
+    }
+}
+
 // One work-item per channel c, over (n, s) in order: the mean, the biased variance as the mean
 // of (x - mean)^2, invstd = 1 / sqrt(var + eps); y = (x - mean) * invstd * gamma + beta.
 // momentum and eps arrive as the bits of doubles.

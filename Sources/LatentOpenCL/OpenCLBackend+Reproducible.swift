@@ -1,3 +1,4 @@
+import COpenCL
 import LatentCore
 
 /// Reproducible mode (`reproducible: true`, `latent … --reproducible`): the ops that sum run
@@ -26,26 +27,71 @@ extension OpenCLBackend {
         }
     }
 
+    /// CPU-class devices take the `_lanes` kernels: eight outputs per work-item, the same sums.
+    private var lanes: Bool { config.gemm == .block }
+
+    /// `groups` x `items` rows of `length` floats of `source` into scratch as `groups` x `length`
+    /// rows of `items` rounded up to 8 (zeros after), for a `_lanes` kernel; returns the copy
+    /// and its row length (call with the lock held).
+    private func lanesLast(_ source: BufferView, groups: Int, items: Int, length: Int) throws -> (cl_mem, Int) {
+        let padded = (items + 7) / 8 * 8
+        let (floats, overflow) = (groups * length).multipliedReportingOverflow(by: padded)
+        guard !overflow else { throw LatentError.invalidArgument("reproducible convolution: sizes overflow") }
+        let copy = try scratchBuffer(.layoutIn, floats: floats)
+        try enqueue(.reproducible, "repro_lanes_last", global: [length, padded, groups], [
+            .view(source), .int(items), .int(length), .int(padded), .mem(copy),
+        ])
+        return (copy, padded)
+    }
+
     func reproducibleConvForward(_ g: ConvGeometry, input: BufferView, weight: BufferView, bias: BufferView?,
                                  output: BufferView) throws {
-        try run("repro_conv_forward", items: g.outputCount) { self.geometryArguments(g) + [
-            .view(input), .view(weight), .optionalView(bias, placeholder: try self.placeholder()), .view(output),
-        ] }
+        guard lanes else {
+            return try run("repro_conv_forward", items: g.outputCount) { self.geometryArguments(g) + [
+                .view(input), .view(weight), .optionalView(bias, placeholder: try self.placeholder()), .view(output),
+            ] }
+        }
+        try withLock {
+            let (copy, padded) = try lanesLast(input, groups: 1, items: g.batch, length: g.inChannels * g.inHeight * g.inWidth)
+            try enqueue(.reproducible, "repro_conv_forward_lanes", global: [g.outChannels * g.outHeight * g.outWidth * padded / 8],
+                        geometryArguments(g) + [
+                .mem(copy), .int(padded), .view(weight), .optionalView(bias, placeholder: try placeholder()), .view(output),
+            ])
+        }
     }
 
     func reproducibleConvBackwardData(_ g: ConvGeometry, gradOutput: BufferView, weight: BufferView, bias: BufferView?,
                                       gradInput: BufferView, accumulate: Bool) throws {
-        try run("repro_conv_backward_data", items: g.inputCount) { self.geometryArguments(g) + [
-            .view(gradOutput), .view(weight), .optionalView(bias, placeholder: try self.placeholder()),
-            .view(gradInput), .int(accumulate ? 1 : 0),
-        ] }
+        guard lanes else {
+            return try run("repro_conv_backward_data", items: g.inputCount) { self.geometryArguments(g) + [
+                .view(gradOutput), .view(weight), .optionalView(bias, placeholder: try self.placeholder()),
+                .view(gradInput), .int(accumulate ? 1 : 0),
+            ] }
+        }
+        try withLock {
+            let (copy, padded) = try lanesLast(gradOutput, groups: 1, items: g.batch, length: g.outChannels * g.outHeight * g.outWidth)
+            try enqueue(.reproducible, "repro_conv_backward_data_lanes", global: [g.inChannels * g.inHeight * g.inWidth * padded / 8],
+                        geometryArguments(g) + [
+                .mem(copy), .int(padded), .view(weight), .optionalView(bias, placeholder: try placeholder()),
+                .view(gradInput), .int(accumulate ? 1 : 0),
+            ])
+        }
     }
 
     func reproducibleConvBackwardWeights(_ g: ConvGeometry, input: BufferView, gradOutput: BufferView,
                                          gradWeight: BufferView, accumulate: Bool) throws {
-        try run("repro_conv_backward_weights", items: g.weightCount) { self.geometryArguments(g) + [
-            .view(input), .view(gradOutput), .view(gradWeight), .int(accumulate ? 1 : 0),
-        ] }
+        guard lanes else {
+            return try run("repro_conv_backward_weights", items: g.weightCount) { self.geometryArguments(g) + [
+                .view(input), .view(gradOutput), .view(gradWeight), .int(accumulate ? 1 : 0),
+            ] }
+        }
+        try withLock {
+            let (copy, padded) = try lanesLast(input, groups: g.batch, items: g.inChannels, length: g.inHeight * g.inWidth)
+            try enqueue(.reproducible, "repro_conv_backward_weights_lanes",
+                        global: [g.outChannels * g.kernelHeight * g.kernelWidth * padded / 8], geometryArguments(g) + [
+                .mem(copy), .int(padded), .view(gradOutput), .view(gradWeight), .int(accumulate ? 1 : 0),
+            ])
+        }
     }
 
     func reproducibleBatchNormTraining(input: BufferView, output: BufferView, gamma: BufferView, beta: BufferView,

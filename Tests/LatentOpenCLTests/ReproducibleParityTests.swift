@@ -81,26 +81,29 @@ final class ReproducibleParityTests: XCTestCase {
     }
 
     func testConvForwardIsBitIdentical() throws {
-        let pair = try ReproduciblePair()
-        var random = TestRandom(seed: 2)
-        for g in try Self.geometries() + Self.transposedGeometries() {
-            for sensitive in [false, true] {
-                var x = random.array(g.inputCount), w = random.array(g.weightCount)
-                if sensitive {
-                    // Second and last input channels: equal images, weights 2^40 and opposite.
-                    mirror(&x, middle: g.inChannels, inner: g.inHeight * g.inWidth, from: 1, to: g.inChannels - 1)
-                    mirror(&w, middle: g.inChannels, inner: g.kernelHeight * g.kernelWidth, from: 1, to: g.inChannels - 1,
-                           scale: Self.huge, sign: -1)
-                }
-                let input = try pair.buffers(x, offset: 3), weight = try pair.buffers(w, offset: 1)
-                let bias = try pair.buffers(random.array(g.outChannels), offset: 2)
-                for withBias in [false, true] {
-                    let output = try pair.buffers([Float](repeating: .nan, count: g.outputCount), offset: 1)
-                    try pair.both { backend, side in
-                        try backend.conv2dForward(g, input: input[side], weight: weight[side], bias: withBias ? bias[side] : nil,
-                                                  output: output[side])
+        // Both kernel variants: one work-item per output (GPUs), eight per work-item (CPU-class).
+        for variant in OpenCLKernelConfig.GemmVariant.allCases {
+            let pair = try ReproduciblePair(variant)
+            var random = TestRandom(seed: 2)
+            for g in try Self.geometries() + Self.transposedGeometries() {
+                for sensitive in [false, true] {
+                    var x = random.array(g.inputCount), w = random.array(g.weightCount)
+                    if sensitive {
+                        // Second and last input channels: equal images, weights 2^40 and opposite.
+                        mirror(&x, middle: g.inChannels, inner: g.inHeight * g.inWidth, from: 1, to: g.inChannels - 1)
+                        mirror(&w, middle: g.inChannels, inner: g.kernelHeight * g.kernelWidth, from: 1, to: g.inChannels - 1,
+                               scale: Self.huge, sign: -1)
                     }
-                    try pair.assertIdentical(output, "forward \(g) bias \(withBias) sensitive \(sensitive)")
+                    let input = try pair.buffers(x, offset: 3), weight = try pair.buffers(w, offset: 1)
+                    let bias = try pair.buffers(random.array(g.outChannels), offset: 2)
+                    for withBias in [false, true] {
+                        let output = try pair.buffers([Float](repeating: .nan, count: g.outputCount), offset: 1)
+                        try pair.both { backend, side in
+                            try backend.conv2dForward(g, input: input[side], weight: weight[side], bias: withBias ? bias[side] : nil,
+                                                      output: output[side])
+                        }
+                        try pair.assertIdentical(output, "forward \(g) bias \(withBias) sensitive \(sensitive)")
+                    }
                 }
             }
         }
@@ -108,30 +111,33 @@ final class ReproducibleParityTests: XCTestCase {
 
     /// Plain gradients and transposed convolutions (with a bias), accumulating or not.
     func testConvBackwardDataIsBitIdentical() throws {
-        let pair = try ReproduciblePair()
-        var random = TestRandom(seed: 3)
-        for g in try Self.geometries() + Self.transposedGeometries() {
-            for sensitive in [false, true] {
-                var dy = random.array(g.outputCount), w = random.array(g.weightCount)
-                if sensitive {
-                    // Second and last output channels: equal gradients, weights 2^40 and opposite.
-                    mirror(&dy, middle: g.outChannels, inner: g.outHeight * g.outWidth, from: 1, to: g.outChannels - 1)
-                    mirror(&w, middle: g.outChannels, inner: g.inChannels * g.kernelHeight * g.kernelWidth, from: 1,
-                           to: g.outChannels - 1, scale: Self.huge, sign: -1)
-                }
-                let gradOutput = try pair.buffers(dy, offset: 2), weight = try pair.buffers(w, offset: 3)
-                let bias = try pair.buffers(random.array(g.inChannels), offset: 1)
-                for withBias in [false, true] {
-                    for accumulate in [false, true] {
-                        // Not accumulating, the old gradient must not be read: NaN there would show.
-                        let old = accumulate ? random.array(g.inputCount) : [Float](repeating: .nan, count: g.inputCount)
-                        let gradInput = try pair.buffers(old, offset: 4)
-                        try pair.both { backend, side in
-                            try backend.conv2dBackwardData(g, gradOutput: gradOutput[side], weight: weight[side],
-                                                           bias: withBias ? bias[side] : nil, gradInput: gradInput[side],
-                                                           accumulate: accumulate)
+        // Both kernel variants: one work-item per output (GPUs), eight per work-item (CPU-class).
+        for variant in OpenCLKernelConfig.GemmVariant.allCases {
+            let pair = try ReproduciblePair(variant)
+            var random = TestRandom(seed: 3)
+            for g in try Self.geometries() + Self.transposedGeometries() {
+                for sensitive in [false, true] {
+                    var dy = random.array(g.outputCount), w = random.array(g.weightCount)
+                    if sensitive {
+                        // Second and last output channels: equal gradients, weights 2^40 and opposite.
+                        mirror(&dy, middle: g.outChannels, inner: g.outHeight * g.outWidth, from: 1, to: g.outChannels - 1)
+                        mirror(&w, middle: g.outChannels, inner: g.inChannels * g.kernelHeight * g.kernelWidth, from: 1,
+                               to: g.outChannels - 1, scale: Self.huge, sign: -1)
+                    }
+                    let gradOutput = try pair.buffers(dy, offset: 2), weight = try pair.buffers(w, offset: 3)
+                    let bias = try pair.buffers(random.array(g.inChannels), offset: 1)
+                    for withBias in [false, true] {
+                        for accumulate in [false, true] {
+                            // Not accumulating, the old gradient must not be read: NaN there would show.
+                            let old = accumulate ? random.array(g.inputCount) : [Float](repeating: .nan, count: g.inputCount)
+                            let gradInput = try pair.buffers(old, offset: 4)
+                            try pair.both { backend, side in
+                                try backend.conv2dBackwardData(g, gradOutput: gradOutput[side], weight: weight[side],
+                                                               bias: withBias ? bias[side] : nil, gradInput: gradInput[side],
+                                                               accumulate: accumulate)
+                            }
+                            try pair.assertIdentical(gradInput, "backward data \(g) bias \(withBias) accumulate \(accumulate) sensitive \(sensitive)")
                         }
-                        try pair.assertIdentical(gradInput, "backward data \(g) bias \(withBias) accumulate \(accumulate) sensitive \(sensitive)")
                     }
                 }
             }
@@ -139,26 +145,29 @@ final class ReproducibleParityTests: XCTestCase {
     }
 
     func testConvBackwardWeightsIsBitIdentical() throws {
-        let pair = try ReproduciblePair()
-        var random = TestRandom(seed: 4)
-        for g in try Self.geometries() + Self.transposedGeometries() {
-            for sensitive in [false, true] {
-                var x = random.array(g.inputCount), dy = random.array(g.outputCount)
-                if sensitive {
-                    // Second and last images: equal inputs, gradients 2^40 and opposite.
-                    mirror(&x, middle: g.batch, inner: g.inChannels * g.inHeight * g.inWidth, from: 1, to: g.batch - 1)
-                    mirror(&dy, middle: g.batch, inner: g.outChannels * g.outHeight * g.outWidth, from: 1, to: g.batch - 1,
-                           scale: Self.huge, sign: -1)
-                }
-                let input = try pair.buffers(x, offset: 1), gradOutput = try pair.buffers(dy, offset: 2)
-                for accumulate in [false, true] {
-                    let old = accumulate ? random.array(g.weightCount) : [Float](repeating: .nan, count: g.weightCount)
-                    let gradWeight = try pair.buffers(old, offset: 3)
-                    try pair.both { backend, side in
-                        try backend.conv2dBackwardWeights(g, input: input[side], gradOutput: gradOutput[side],
-                                                          gradWeight: gradWeight[side], accumulate: accumulate)
+        // Both kernel variants: one work-item per output (GPUs), eight per work-item (CPU-class).
+        for variant in OpenCLKernelConfig.GemmVariant.allCases {
+            let pair = try ReproduciblePair(variant)
+            var random = TestRandom(seed: 4)
+            for g in try Self.geometries() + Self.transposedGeometries() {
+                for sensitive in [false, true] {
+                    var x = random.array(g.inputCount), dy = random.array(g.outputCount)
+                    if sensitive {
+                        // Second and last images: equal inputs, gradients 2^40 and opposite.
+                        mirror(&x, middle: g.batch, inner: g.inChannels * g.inHeight * g.inWidth, from: 1, to: g.batch - 1)
+                        mirror(&dy, middle: g.batch, inner: g.outChannels * g.outHeight * g.outWidth, from: 1, to: g.batch - 1,
+                               scale: Self.huge, sign: -1)
                     }
-                    try pair.assertIdentical(gradWeight, "backward weights \(g) accumulate \(accumulate) sensitive \(sensitive)")
+                    let input = try pair.buffers(x, offset: 1), gradOutput = try pair.buffers(dy, offset: 2)
+                    for accumulate in [false, true] {
+                        let old = accumulate ? random.array(g.weightCount) : [Float](repeating: .nan, count: g.weightCount)
+                        let gradWeight = try pair.buffers(old, offset: 3)
+                        try pair.both { backend, side in
+                            try backend.conv2dBackwardWeights(g, input: input[side], gradOutput: gradOutput[side],
+                                                              gradWeight: gradWeight[side], accumulate: accumulate)
+                        }
+                        try pair.assertIdentical(gradWeight, "backward weights \(g) accumulate \(accumulate) sensitive \(sensitive)")
+                    }
                 }
             }
         }
@@ -391,8 +400,9 @@ private struct ReproduciblePair {
     let cpu = CPUBackend(threads: 2, reproducible: true)
     let cl: OpenCLBackend
 
-    init(file: StaticString = #filePath, line: UInt = #line) throws {
-        cl = try OpenCLTestDevice.backend(reproducible: true, file: file, line: line)
+    /// `variant` picks the kernels: `.block` (CPU-class) runs the convolutions' `_lanes` kernels.
+    init(_ variant: OpenCLKernelConfig.GemmVariant? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
+        cl = try OpenCLTestDevice.backend(variant, reproducible: true, file: file, line: line)
         XCTAssertTrue(cpu.reproducible && cl.reproducible, "both backends must be in reproducible mode", file: file, line: line)
     }
 
