@@ -1,8 +1,9 @@
 // Reproducible mode (`--reproducible`): every op that sums accumulates in double, in the
 // order of the CPU backend's loops in Sources/LatentCPU/CPUBackend+Reproducible.swift, and
 // rounds to float once. A product of two floats is exact in double, so the order alone fixes
-// every bit and both backends give the same floats. One work-item per output: no sum is
-// split, so a GPU runs these far below its peak; that is the price of the mode.
+// every bit and both backends give the same floats. One work-item per output (eight for the
+// convolutions on CPU-class devices, the `_lanes` kernels): no sum is split, so a GPU runs
+// these far below its peak; that is the price of the mode.
 // Needs cl_khr_fp64 (the host refuses the mode on a device without it).
 
 // Convolution geometry in ConvGeometry's order.
