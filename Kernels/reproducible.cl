@@ -25,6 +25,31 @@ __kernel void repro_gemm(int trans_a, int trans_b, int m, int n, int k, float al
     c[at] = (float)(beta == 0.0f ? (double)alpha * acc : (double)alpha * acc + (double)beta * (double)c[at]);
 }
 
+// CPU-class devices: B (k x n as op(B)) copied to k rows of npad floats (zeros past n), for repro_gemm_lanes.
+__kernel void repro_gemm_pack_b(int trans_b, int n, int k, __global const float *b, int b_off, int ldb, int npad,
+                                __global float *packed) {
+    const int j = get_global_id(0), kk = get_global_id(1);
+    if (j >= npad || kk >= k) return;
+    packed[kk * npad + j] = j < n ? (trans_b ? b[b_off + j * ldb + kk] : b[b_off + kk * ldb + j]) : 0.0f;
+}
+
+// repro_gemm for columns j0 .. j0 + 7 of row i, from the packed B; global (npad / 8, m).
+__kernel void repro_gemm_lanes(int trans_a, int m, int n, int k, float alpha, __global const float *a, int a_off, int lda,
+                               __global const float *packed, int npad, float beta, __global float *c, int c_off, int ldc) {
+    const int j0 = get_global_id(0) * 8, i = get_global_id(1);
+    if (i >= m || j0 >= npad) return;
+    double8 acc = (double8)(0.0);
+    for (int kk = 0; kk < k; ++kk) {
+        const double av = trans_a ? a[a_off + kk * lda + i] : a[a_off + i * lda + kk];
+        acc += av * convert_double8(vload8(0, packed + kk * npad + j0));
+    }
+    const double sums[8] = {acc.s0, acc.s1, acc.s2, acc.s3, acc.s4, acc.s5, acc.s6, acc.s7};
+    for (int l = 0; l < 8 && j0 + l < n; ++l) {
+        const int at = c_off + i * ldc + j0 + l;
+        c[at] = (float)(beta == 0.0f ? (double)alpha * sums[l] : (double)alpha * sums[l] + (double)beta * (double)c[at]);
+    }
+}
+
 // y[n, co, oh, ow] = sum over ci, kh, kw (padding skipped) of x * w, then + bias[co].
 __kernel void repro_conv_forward(GEOMETRY, __global const float *x, int x_off, __global const float *wt, int w_off,
                                  __global const float *bias, int bias_off, int has_bias, __global float *y, int y_off) {

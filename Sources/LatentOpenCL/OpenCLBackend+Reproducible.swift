@@ -20,6 +20,20 @@ extension OpenCLBackend {
     func reproducibleGemm(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
                           a: BufferView, lda: Int, b: BufferView, ldb: Int, beta: Float, c: BufferView, ldc: Int) throws {
         try withLock {
+            if lanes {
+                let npad = (n + 7) / 8 * 8
+                let (floats, overflow) = k.multipliedReportingOverflow(by: npad)
+                guard !overflow else { throw LatentError.invalidArgument("reproducible gemm: sizes overflow") }
+                let packed = try scratchBuffer(.packB, floats: Swift.max(1, floats))
+                try enqueue(.reproducible, "repro_gemm_pack_b", global: [npad, k], [
+                    .int(transB == .none ? 0 : 1), .int(n), .int(k), .view(b), .int(ldb), .int(npad), .mem(packed),
+                ])
+                try enqueue(.reproducible, "repro_gemm_lanes", global: [npad / 8, m], [
+                    .int(transA == .none ? 0 : 1), .int(m), .int(n), .int(k), .float(alpha), .view(a), .int(lda),
+                    .mem(packed), .int(npad), .float(beta), .view(c), .int(ldc),
+                ])
+                return
+            }
             try enqueue(.reproducible, "repro_gemm", global: [n, m], [
                 .int(transA == .none ? 0 : 1), .int(transB == .none ? 0 : 1), .int(m), .int(n), .int(k), .float(alpha),
                 .view(a), .int(lda), .view(b), .int(ldb), .float(beta), .view(c), .int(ldc),

@@ -43,36 +43,39 @@ final class ReproducibleParityTests: XCTestCase {
     }
 
     func testGemmEveryTransposeIsBitIdentical() throws {
-        let pair = try ReproduciblePair()
-        var random = TestRandom(seed: 1)
-        for (m, n, k) in [(37, 29, 53), (1, 1, 1), (7, 13, 5), (17, 3, 40), (65, 33, 130), (3, 5, 0)] {
-            for transA in [Transpose.none, .transposed] {
-                for transB in [Transpose.none, .transposed] {
-                    for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (-1.25, 0.75), (0.3, 0)] {
-                        for sensitive in [false, true] where !sensitive || k >= 4 {
-                            var logicalA = random.array(m * k), logicalB = random.array(k * n)
-                            if sensitive {
-                                // Terms k = 1 and k - 2 are A(i, 1) * 2^40 * B(1, j) and its negative.
-                                mirror(&logicalA, middle: k, inner: 1, from: 1, to: k - 2, scale: Self.huge)
-                                mirror(&logicalB, middle: k, inner: n, from: 1, to: k - 2, sign: -1)
+        // Both kernel variants: one work-item per output (GPUs), eight columns per work-item (CPU-class).
+        for variant in OpenCLKernelConfig.GemmVariant.allCases {
+            let pair = try ReproduciblePair(variant)
+            var random = TestRandom(seed: 1)
+            for (m, n, k) in [(37, 29, 53), (1, 1, 1), (7, 13, 5), (17, 3, 40), (65, 33, 130), (3, 5, 0)] {
+                for transA in [Transpose.none, .transposed] {
+                    for transB in [Transpose.none, .transposed] {
+                        for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (-1.25, 0.75), (0.3, 0)] {
+                            for sensitive in [false, true] where !sensitive || k >= 4 {
+                                var logicalA = random.array(m * k), logicalB = random.array(k * n)
+                                if sensitive {
+                                    // Terms k = 1 and k - 2 are A(i, 1) * 2^40 * B(1, j) and its negative.
+                                    mirror(&logicalA, middle: k, inner: 1, from: 1, to: k - 2, scale: Self.huge)
+                                    mirror(&logicalB, middle: k, inner: n, from: 1, to: k - 2, sign: -1)
+                                }
+                                // Row strides wider than the matrices; the floats between rows are NaN, never read.
+                                let (aStored, lda) = stored(logicalA, rows: m, columns: k, transposed: transA == .transposed, padding: 3)
+                                let (bStored, ldb) = stored(logicalB, rows: k, columns: n, transposed: transB == .transposed, padding: 1)
+                                let ldc = n + 2
+                                // beta 0 must not read C: NaN there would show.
+                                let c = try pair.buffers(beta == 0 ? [Float](repeating: .nan, count: m * ldc) : random.array(m * ldc),
+                                                         offset: 1)
+                                let a = try pair.buffers(aStored, offset: 5), b = try pair.buffers(bStored, offset: 2)
+                                try pair.both { backend, side in
+                                    try backend.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a[side], lda: lda,
+                                                     b: b[side], ldb: ldb, beta: beta, c: c[side], ldc: ldc)
+                                }
+                                // The ldc padding columns stay as they were (NaN when beta is 0); the rest must be written.
+                                let label = "gemm \(m)x\(n)x\(k) \(transA) \(transB) alpha \(alpha) beta \(beta) sensitive \(sensitive)"
+                                try pair.assertIdentical(c, label, finite: false)
+                                let written = try pair.read(pair.cpu, c.cpu).enumerated().filter { $0.offset % ldc < n }
+                                XCTAssertTrue(written.allSatisfy { $0.element.isFinite }, "unwritten or non-finite C: \(label)")
                             }
-                            // Row strides wider than the matrices; the floats between rows are NaN, never read.
-                            let (aStored, lda) = stored(logicalA, rows: m, columns: k, transposed: transA == .transposed, padding: 3)
-                            let (bStored, ldb) = stored(logicalB, rows: k, columns: n, transposed: transB == .transposed, padding: 1)
-                            let ldc = n + 2
-                            // beta 0 must not read C: NaN there would show.
-                            let c = try pair.buffers(beta == 0 ? [Float](repeating: .nan, count: m * ldc) : random.array(m * ldc),
-                                                     offset: 1)
-                            let a = try pair.buffers(aStored, offset: 5), b = try pair.buffers(bStored, offset: 2)
-                            try pair.both { backend, side in
-                                try backend.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a[side], lda: lda,
-                                                 b: b[side], ldb: ldb, beta: beta, c: c[side], ldc: ldc)
-                            }
-                            // The ldc padding columns stay as they were (NaN when beta is 0); the rest must be written.
-                            let label = "gemm \(m)x\(n)x\(k) \(transA) \(transB) alpha \(alpha) beta \(beta) sensitive \(sensitive)"
-                            try pair.assertIdentical(c, label, finite: false)
-                            let written = try pair.read(pair.cpu, c.cpu).enumerated().filter { $0.offset % ldc < n }
-                            XCTAssertTrue(written.allSatisfy { $0.element.isFinite }, "unwritten or non-finite C: \(label)")
                         }
                     }
                 }
