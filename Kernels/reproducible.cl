@@ -6,6 +6,11 @@
 // these far below its peak; that is the price of the mode.
 // Needs cl_khr_fp64 (the host refuses the mode on a device without it).
 
+// Outputs per work-item of the `_lanes` kernels (CPU-class devices): one double8.
+#define REPRO_LANES 8
+// A double8's lanes as an array initialiser.
+#define LANES_OF(v) {v.s0, v.s1, v.s2, v.s3, v.s4, v.s5, v.s6, v.s7}
+
 // Convolution geometry in ConvGeometry's order.
 #define GEOMETRY int batch, int cin, int h, int w, int cout, int kh, int kw, int sh, int sw, int ph, int pw, int ho, int wo
 
@@ -36,15 +41,15 @@ __kernel void repro_gemm_pack_b(int trans_b, int n, int k, __global const float 
 // repro_gemm for columns j0 .. j0 + 7 of row i, from the packed B; global (npad / 8, m).
 __kernel void repro_gemm_lanes(int trans_a, int m, int n, int k, float alpha, __global const float *a, int a_off, int lda,
                                __global const float *packed, int npad, float beta, __global float *c, int c_off, int ldc) {
-    const int j0 = get_global_id(0) * 8, i = get_global_id(1);
+    const int j0 = get_global_id(0) * REPRO_LANES, i = get_global_id(1);
     if (i >= m || j0 >= npad) return;
     double8 acc = (double8)(0.0);
     for (int kk = 0; kk < k; ++kk) {
         const double av = trans_a ? a[a_off + kk * lda + i] : a[a_off + i * lda + kk];
         acc += av * convert_double8(vload8(0, packed + kk * npad + j0));
     }
-    const double sums[8] = {acc.s0, acc.s1, acc.s2, acc.s3, acc.s4, acc.s5, acc.s6, acc.s7};
-    for (int l = 0; l < 8 && j0 + l < n; ++l) {
+    const double sums[REPRO_LANES] = LANES_OF(acc);
+    for (int l = 0; l < REPRO_LANES && j0 + l < n; ++l) {
         const int at = c_off + i * ldc + j0 + l;
         c[at] = (float)(beta == 0.0f ? (double)alpha * sums[l] : (double)alpha * sums[l] + (double)beta * (double)c[at]);
     }
@@ -129,7 +134,6 @@ __kernel void repro_conv_backward_weights(GEOMETRY, __global const float *x, int
 // sums in the same order, reading a copy of one operand with those eight outputs' values
 // side by side (repro_lanes_last), so that a term is one vload8 and one double8 multiply-add
 // rather than a work-item vectorisation across divergent loops.
-#define REPRO_LANES 8
 
 // For each group g: dst[(g * length + e) * lanes + i] = src[(g * items + i) * length + e] for
 // i < items, 0 for items <= i < lanes; global (length, lanes, groups).
@@ -159,7 +163,7 @@ __kernel void repro_conv_forward_lanes(GEOMETRY, __global const float *xl, int n
             }
         }
     }
-    const double sums[REPRO_LANES] = {acc.s0, acc.s1, acc.s2, acc.s3, acc.s4, acc.s5, acc.s6, acc.s7};
+    const double sums[REPRO_LANES] = LANES_OF(acc);
     for (int l = 0; l < REPRO_LANES && n0 + l < batch; ++l)
         y[y_off + (((n0 + l) * cout + co) * ho + oh) * wo + ow] = (float)(has_bias ? sums[l] + (double)bias[bias_off + co] : sums[l]);
 }
@@ -190,7 +194,7 @@ __kernel void repro_conv_backward_data_lanes(GEOMETRY, __global const float *dyl
             }
         }
     }
-    const double sums[REPRO_LANES] = {acc.s0, acc.s1, acc.s2, acc.s3, acc.s4, acc.s5, acc.s6, acc.s7};
+    const double sums[REPRO_LANES] = LANES_OF(acc);
     for (int l = 0; l < REPRO_LANES && n0 + l < batch; ++l) {
         const int at = dx_off + (((n0 + l) * cin + ci) * h + ih) * w + iw;
         double v = sums[l];
@@ -221,7 +225,7 @@ __kernel void repro_conv_backward_weights_lanes(GEOMETRY, __global const float *
             }
         }
     }
-    const double sums[REPRO_LANES] = {acc.s0, acc.s1, acc.s2, acc.s3, acc.s4, acc.s5, acc.s6, acc.s7};
+    const double sums[REPRO_LANES] = LANES_OF(acc);
     for (int l = 0; l < REPRO_LANES && ci0 + l < cin; ++l) {
         const int at = dw_off + ((co * cin + ci0 + l) * kh + r) * kw + s;
         dw[at] = (float)(accumulate ? sums[l] + (double)dw[at] : sums[l]);
