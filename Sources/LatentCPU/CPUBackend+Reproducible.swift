@@ -16,31 +16,37 @@ import LatentCore
 /// ops, the optimizers and random numbers are bit-identical across the backends already and
 /// run as in the fast mode. Threads split the outputs, never one output's sum.
 extension CPUBackend {
-    // C (m x n) = alpha * sum_k A(i, k) * B(k, j) + beta * C, k ascending.
+    // C (m x n) = alpha * sum_k A(i, k) * B(k, j) + beta * C, k ascending. Lane sums: the
+    // columns of C are the lanes (B as k rows of n Doubles), the rows of C the outputs.
     func reproducibleGemm(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
                           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
-        // B as k x n Doubles, so that a row of C is a run of independent sums over k.
-        let bD = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, k * n))
-        defer { bD.deallocate() }
+        let lanes = Self.roundedLanes(n)
+        let rows = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, k * lanes))
+        let aD = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, m * k))
+        defer {
+            rows.deallocate()
+            aD.deallocate()
+        }
+        rows.initialize(repeating: 0, count: k * lanes)
         for kk in 0..<k {
-            for j in 0..<n { bD[kk * n + j] = Double(transB == .none ? b[kk * ldb + j] : b[j * ldb + kk]) }
+            for j in 0..<n { rows[kk * lanes + j] = Double(transB == .none ? b[kk * ldb + j] : b[j * ldb + kk]) }
+        }
+        for i in 0..<m {
+            for kk in 0..<k { aD[i * k + kk] = Double(transA == .none ? a[i * lda + kk] : a[kk * lda + i]) }
         }
         let alphaD = Double(alpha), betaD = Double(beta)
-        forEachItemRange(count: m, costPerItem: n * Swift.max(1, k)) { rows in
-            let acc = UnsafeMutablePointer<Double>.allocate(capacity: n)
-            defer { acc.deallocate() }
-            for i in rows {
-                acc.initialize(repeating: 0, count: n)
-                for kk in 0..<k {
-                    let aik = Double(transA == .none ? a[i * lda + kk] : a[kk * lda + i])
-                    let row = bD + kk * n
-                    for j in 0..<n { acc[j] += aik * row[j] }
-                }
-                let out = c + i * ldc
+        forEachItemRange(count: m, costPerItem: n * Swift.max(1, k)) { rowRange in
+            let scratch = LaneScratch(taps: k, lanes: lanes)
+            defer { scratch.deallocate() }
+            var taps = 0
+            for kk in 0..<k { scratch.add(&taps, index: kk, offset: kk * lanes) }
+            scratch.forEachOutput(count: rowRange.count, taps: taps, scales: aD + rowRange.lowerBound * k, scaleStride: k,
+                                  rows: rows) { row, sums in
+                let out = c + (rowRange.lowerBound + row) * ldc
                 for j in 0..<n {
-                    out[j] = Float(beta == 0 ? alphaD * acc[j] : alphaD * acc[j] + betaD * Double(out[j]))
+                    out[j] = Float(beta == 0 ? alphaD * sums[j] : alphaD * sums[j] + betaD * Double(out[j]))
                 }
             }
         }
