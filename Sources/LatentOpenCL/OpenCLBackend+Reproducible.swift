@@ -17,6 +17,9 @@ extension OpenCLBackend {
         try withLock { try enqueue(.reproducible, kernel, global: [items], try arguments()) }
     }
 
+    /// CPU-class devices take the `_lanes` kernels: eight outputs per work-item, the same sums.
+    private var lanes: Bool { config.gemm == .block }
+
     func reproducibleGemm(transA: Transpose, transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
                           a: BufferView, lda: Int, b: BufferView, ldb: Int, beta: Float, c: BufferView, ldc: Int) throws {
         try withLock {
@@ -40,9 +43,6 @@ extension OpenCLBackend {
             ])
         }
     }
-
-    /// CPU-class devices take the `_lanes` kernels: eight outputs per work-item, the same sums.
-    private var lanes: Bool { config.gemm == .block }
 
     /// `groups` x `items` rows of `length` floats of `source` into scratch as `groups` x `length`
     /// rows of `items` rounded up to 8 (zeros after), for a `_lanes` kernel; returns the copy
