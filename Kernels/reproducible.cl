@@ -232,6 +232,14 @@ __kernel void repro_conv_backward_weights_lanes(GEOMETRY, __global const float *
     }
 }
 
+// The sum over n, s in order of x[n, c, s] (batch norm's mean, channel sums).
+inline double repro_channel_total(__global const float *x, int x_off, int c, int batch, int channels, int spatial) {
+    double sum = 0.0;
+    for (int n = 0; n < batch; ++n)
+        for (int s = 0; s < spatial; ++s) sum += (double)x[x_off + (n * channels + c) * spatial + s];
+    return sum;
+}
+
 // One work-item per channel c, over (n, s) in order: the mean, the biased variance as the mean
 // of (x - mean)^2, invstd = 1 / sqrt(var + eps); y = (x - mean) * invstd * gamma + beta.
 // momentum and eps arrive as the bits of doubles.
@@ -244,10 +252,7 @@ __kernel void repro_batchnorm_training(__global const float *x, int x_off, __glo
     if (c >= channels) return;
     const double momentum = as_double(momentum_bits), eps = as_double(eps_bits);
     const double count = (double)(batch * spatial);
-    double sum = 0.0;
-    for (int n = 0; n < batch; ++n)
-        for (int s = 0; s < spatial; ++s) sum += (double)x[x_off + (n * channels + c) * spatial + s];
-    const double mean = sum / count;
+    const double mean = repro_channel_total(x, x_off, c, batch, channels, spatial) / count;
     double squares = 0.0;
     for (int n = 0; n < batch; ++n)
         for (int s = 0; s < spatial; ++s) {
@@ -318,9 +323,7 @@ __kernel void repro_channel_sum(__global const float *x, int x_off, int batch, i
                                 __global float *out, int out_off, int accumulate) {
     const int c = get_global_id(0);
     if (c >= channels) return;
-    double sum = 0.0;
-    for (int n = 0; n < batch; ++n)
-        for (int s = 0; s < spatial; ++s) sum += (double)x[x_off + (n * channels + c) * spatial + s];
+    const double sum = repro_channel_total(x, x_off, c, batch, channels, spatial);
     out[out_off + c] = (float)(accumulate ? sum + (double)out[out_off + c] : sum);
 }
 

@@ -59,7 +59,7 @@ extension CPUBackend {
                                  bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
         let depth = g.inChannels * g.kernelHeight * g.kernelWidth, lanes = Self.roundedLanes(g.batch)
         let plane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth
-        let rows = Self.lanesLast(x, items: g.batch, itemLength: g.inChannels * plane, lanes: lanes)
+        let rows = Self.lanesLast(x, items: g.batch, length: g.inChannels * plane, lanes: lanes)
         let weights = Self.widened(w, count: g.outChannels * depth)
         defer {
             rows.deallocate()
@@ -101,7 +101,7 @@ extension CPUBackend {
                                       bias: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let lanes = Self.roundedLanes(g.batch), kernel = g.kernelHeight * g.kernelWidth
         let plane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth
-        let rows = Self.lanesLast(dy, items: g.batch, itemLength: g.outChannels * outPlane, lanes: lanes)
+        let rows = Self.lanesLast(dy, items: g.batch, length: g.outChannels * outPlane, lanes: lanes)
         let weights = Self.widened(w, count: g.outChannels * g.inChannels * kernel)
         defer {
             rows.deallocate()
@@ -151,8 +151,8 @@ extension CPUBackend {
         let acrossInputs = g.inChannels >= g.outChannels || g.inChannels >= 8
         let channels = acrossInputs ? g.inChannels : g.outChannels, others = acrossInputs ? g.outChannels : g.inChannels
         let lanes = Self.roundedLanes(channels)
-        let rows = acrossInputs ? Self.channelsLast(x, batch: g.batch, channels: channels, plane: plane, lanes: lanes)
-            : Self.channelsLast(dy, batch: g.batch, channels: channels, plane: outPlane, lanes: lanes)
+        let rows = acrossInputs ? Self.lanesLast(x, groups: g.batch, items: channels, length: plane, lanes: lanes)
+            : Self.lanesLast(dy, groups: g.batch, items: channels, length: outPlane, lanes: lanes)
         // The other side's values, as stored: (n, other, position).
         let scalars = acrossInputs ? Self.widened(dy, count: g.outputCount) : Self.widened(x, count: g.inputCount)
         defer {
@@ -204,26 +204,18 @@ extension CPUBackend {
     /// `count` rounded up to whole 8-lane vectors.
     static func roundedLanes(_ count: Int) -> Int { (count + 7) / 8 * 8 }
 
-    /// `items` runs of `itemLength` floats (an image each) as `itemLength` rows of `lanes`
-    /// Doubles, item i in lane i, the lanes past `items` zero.
-    static func lanesLast(_ source: UnsafePointer<Float>, items: Int, itemLength: Int, lanes: Int) -> UnsafeMutablePointer<Double> {
-        let rows = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, itemLength * lanes))
-        rows.initialize(repeating: 0, count: itemLength * lanes)
-        for item in 0..<items {
-            for e in 0..<itemLength { rows[e * lanes + item] = Double(source[item * itemLength + e]) }
-        }
-        return rows
-    }
-
-    /// (N, C, plane) floats as (N, plane) rows of `lanes` Doubles, channel c in lane c, the
-    /// lanes past C zero.
-    static func channelsLast(_ source: UnsafePointer<Float>, batch: Int, channels: Int, plane: Int,
-                             lanes: Int) -> UnsafeMutablePointer<Double> {
-        let rows = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, batch * plane * lanes))
-        rows.initialize(repeating: 0, count: batch * plane * lanes)
-        for n in 0..<batch {
-            for c in 0..<channels {
-                for p in 0..<plane { rows[(n * plane + p) * lanes + c] = Double(source[(n * channels + c) * plane + p]) }
+    /// For each of `groups` groups, `items` runs of `length` floats (an image, a channel) as
+    /// `length` rows of `lanes` Doubles, run i in lane i, the lanes past `items` zero; as
+    /// reproducible.cl's repro_lanes_last lays out its copy.
+    static func lanesLast(_ source: UnsafePointer<Float>, groups: Int = 1, items: Int, length: Int,
+                          lanes: Int) -> UnsafeMutablePointer<Double> {
+        let count = groups * length * lanes
+        let rows = UnsafeMutablePointer<Double>.allocate(capacity: Swift.max(1, count))
+        rows.initialize(repeating: 0, count: count)
+        for group in 0..<groups {
+            for item in 0..<items {
+                let run = source + (group * items + item) * length, destination = rows + group * length * lanes + item
+                for e in 0..<length { destination[e * lanes] = Double(run[e]) }
             }
         }
         return rows
@@ -239,12 +231,7 @@ extension CPUBackend {
         let count = Double(batch * spatial)
         forEachItemRange(count: channels, costPerItem: batch * spatial * 4) { range in
             for c in range {
-                var sum: Double = 0
-                for n in 0..<batch {
-                    let row = x + (n * channels + c) * spatial
-                    for s in 0..<spatial { sum += Double(row[s]) }
-                }
-                let mean = sum / count
+                let mean = Self.channelTotal(x, c, batch: batch, channels: channels, spatial: spatial) / count
                 var squares: Double = 0
                 for n in 0..<batch {
                     let row = x + (n * channels + c) * spatial
@@ -325,14 +312,20 @@ extension CPUBackend {
                                 batch: Int, channels: Int, spatial: Int, accumulate: Bool) {
         forEachItemRange(count: channels, costPerItem: batch * spatial) { range in
             for c in range {
-                var sum: Double = 0
-                for n in 0..<batch {
-                    let row = x + (n * channels + c) * spatial
-                    for s in 0..<spatial { sum += Double(row[s]) }
-                }
+                let sum = Self.channelTotal(x, c, batch: batch, channels: channels, spatial: spatial)
                 out[c] = Float(accumulate ? sum + Double(out[c]) : sum)
             }
         }
+    }
+
+    /// The sum over n, s in order of x[n, c, s], in Double (batch norm's mean, channelSum).
+    static func channelTotal(_ x: UnsafePointer<Float>, _ c: Int, batch: Int, channels: Int, spatial: Int) -> Double {
+        var sum: Double = 0
+        for n in 0..<batch {
+            let row = x + (n * channels + c) * spatial
+            for s in 0..<spatial { sum += Double(row[s]) }
+        }
+        return sum
     }
 
     /// `sum(term(i))` over `0..<count` in index order, in Double.

@@ -44,10 +44,9 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
     let queue: cl_command_queue
     /// Serialises enqueues: kernel objects hold their arguments, and scratch is shared.
     let lock = NSLock()
-    private var kernels: [String: cl_kernel] = [:]
-    /// CL_KERNEL_WORK_GROUP_SIZE of each kernel: a GPU's register file can hold fewer
+    /// Each kernel with its CL_KERNEL_WORK_GROUP_SIZE: a GPU's register file can hold fewer
     /// work-items of a large kernel than the device's maximum (NVIDIA: 288 of a block kernel failed).
-    private var kernelGroupLimits: [String: Int] = [:]
+    private var kernels: [String: (kernel: cl_kernel, groupLimit: Int)] = [:]
     private var scratch: [ScratchSlot: OpenCLBuffer] = [:]
     /// Host copies of written data, freed once the queue has drained past their writes.
     private var staging: [UnsafeMutableRawPointer] = []
@@ -116,7 +115,7 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
         _ = latent_clFinish(queue)
         releaseStaging()
         collectProfile()
-        for kernel in kernels.values { _ = latent_clReleaseKernel(kernel) }
+        for entry in kernels.values { _ = latent_clReleaseKernel(entry.kernel) }
         _ = latent_clReleaseCommandQueue(queue)
     }
 
@@ -276,18 +275,17 @@ public final class OpenCLBackend: Backend, @unchecked Sendable {
 
     private func kernel(_ file: KernelFile, _ name: String, gemmRows: Int?) throws -> (kernel: cl_kernel, groupLimit: Int) {
         let key = file.rawValue + ":" + name + (gemmRows.map { ":\($0)" } ?? "")
-        if let kernel = kernels[key] { return (kernel, kernelGroupLimits[key] ?? device.maxWorkGroupSize) }
+        if let entry = kernels[key] { return entry }
         let program = try shared.program(file, options: options(for: file, gemmRows: gemmRows))
         var status: cl_int = 0
         guard let kernel = latent_clCreateKernel(program.program, name, &status), status == CL_SUCCESS else {
             throw LatentError.backend("OpenCL has no kernel \(name) in \(KernelSourceStore.displayName(file.rawValue)): \(CL.errorName(status))")
         }
-        kernels[key] = kernel
         var limit = 0
         let infoStatus = latent_clGetKernelWorkGroupInfo(kernel, device.handle.id, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
                                                       MemoryLayout<Int>.size, &limit, nil)
         let groupLimit = infoStatus == CL_SUCCESS && limit > 0 ? Swift.min(limit, device.maxWorkGroupSize) : device.maxWorkGroupSize
-        kernelGroupLimits[key] = groupLimit
+        kernels[key] = (kernel, groupLimit)
         return (kernel, groupLimit)
     }
 
